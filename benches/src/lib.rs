@@ -1,0 +1,1 @@
+//! Shared fixtures loading for the benchmarks.
