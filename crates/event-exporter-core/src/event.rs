@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// `None` maps are kept apart from empty ones, as Go keeps `nil` apart from `{}`: templates
 /// render `toJson` of a missing map as `null`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectEnrichment {
     /// The involved object's labels.
