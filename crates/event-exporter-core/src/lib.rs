@@ -7,9 +7,14 @@
 //! Everything is compiled once, when the configuration loads; routing an event borrows it and
 //! allocates nothing.
 
+pub mod config;
 pub mod event;
 pub mod event_json;
 pub mod gojson;
+pub mod pattern;
+pub mod route;
 pub mod template;
 
+pub use config::Config;
 pub use event::{EnrichedEvent, Event, ObjectEnrichment};
+pub use route::{Matcher, ReceiverId, Router};

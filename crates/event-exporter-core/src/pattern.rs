@@ -1,0 +1,271 @@
+//! Rule patterns, compiled once into the cheapest strategy that gives upstream's answer.
+//!
+//! A pattern is an unanchored RE2-style regular expression, as upstream's
+//! `regexp.MatchString(pattern, value)`. At compile time its syntax tree picks a strategy:
+//! a plain literal is a substring search, `^lit$` an equality, `^lit` / `lit$` a prefix or
+//! suffix test; anything else runs the regex engine. A pattern that is not a valid regular
+//! expression (`*test*`, `*`, as the upstream README and the seed app write) is matched as an
+//! anchored glob, and the caller gets a warning saying so; upstream silently never matches it.
+//!
+//! Matching borrows the input and never allocates.
+
+use std::fmt;
+
+use globset::{GlobBuilder, GlobMatcher};
+use memchr::memmem;
+use regex::Regex;
+use regex_syntax::hir::{Hir, HirKind, Look};
+
+/// The strategy a pattern was compiled to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Matches every value (an empty regular expression).
+    Always,
+    /// A literal found anywhere in the value.
+    Contains,
+    /// `^literal$`.
+    Equals,
+    /// `^literal`.
+    Prefix,
+    /// `literal$`.
+    Suffix,
+    /// The regular expression engine.
+    Regex,
+    /// Not a valid regular expression: an anchored glob.
+    Glob,
+}
+
+#[derive(Clone)]
+enum Imp {
+    Always,
+    Contains(memmem::Finder<'static>),
+    Equals(Box<str>),
+    Prefix(Box<str>),
+    Suffix(Box<str>),
+    Regex(Regex),
+    Glob(GlobMatcher),
+}
+
+/// A compiled pattern.
+#[derive(Clone)]
+pub struct Pattern {
+    source: Box<str>,
+    imp: Imp,
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pattern")
+            .field("source", &self.source)
+            .field("strategy", &self.strategy())
+            .finish()
+    }
+}
+
+/// A pattern that is neither a valid regular expression nor a valid glob.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{pattern}` is neither a valid regular expression ({regex_error}) nor a valid glob ({glob_error})")]
+pub struct PatternError {
+    /// The pattern as written.
+    pub pattern: String,
+    /// Why the regex engine refused it.
+    pub regex_error: String,
+    /// Why the glob compiler refused it.
+    pub glob_error: String,
+}
+
+/// A pattern compiled as a glob because it is not a valid regular expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobFallback {
+    /// Why the regex engine refused it (one line).
+    pub regex_error: String,
+}
+
+fn first_line(s: &str) -> String {
+    // regex errors are multi-line with a caret diagram; keep the last line, which says what.
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .trim_start_matches("error: ")
+        .to_owned()
+}
+
+fn literal_str(hir: &Hir) -> Option<&str> {
+    match hir.kind() {
+        HirKind::Literal(lit) => std::str::from_utf8(&lit.0).ok(),
+        HirKind::Empty => Some(""),
+        _ => None,
+    }
+}
+
+/// What the syntax tree says about a pattern: anchors around one literal, or something else.
+fn classify(hir: &Hir) -> Option<(bool, &str, bool)> {
+    if let Some(lit) = literal_str(hir) {
+        return Some((false, lit, false));
+    }
+    let HirKind::Concat(items) = hir.kind() else {
+        return None;
+    };
+    let mut items: &[Hir] = items;
+    let start = matches!(items.first().map(Hir::kind), Some(HirKind::Look(Look::Start)));
+    if start {
+        items = &items[1..];
+    }
+    let end = matches!(items.last().map(Hir::kind), Some(HirKind::Look(Look::End)));
+    if end {
+        items = &items[..items.len() - 1];
+    }
+    match items {
+        [] => Some((start, "", end)),
+        [one] => literal_str(one).map(|lit| (start, lit, end)),
+        _ => None,
+    }
+}
+
+impl Pattern {
+    /// Compiles `source`. `Ok((pattern, Some(fallback)))` means it was compiled as a glob.
+    pub fn compile(source: &str) -> Result<(Self, Option<GlobFallback>), PatternError> {
+        let regex = match Regex::new(source) {
+            Ok(re) => re,
+            Err(regex_err) => {
+                let regex_error = first_line(&regex_err.to_string());
+                let glob = GlobBuilder::new(source)
+                    .literal_separator(false)
+                    .backslash_escape(true)
+                    .build()
+                    .map_err(|e| PatternError {
+                        pattern: source.to_owned(),
+                        regex_error: regex_error.clone(),
+                        glob_error: e.kind().to_string(),
+                    })?;
+                let pattern = Self {
+                    source: source.into(),
+                    imp: Imp::Glob(glob.compile_matcher()),
+                };
+                return Ok((pattern, Some(GlobFallback { regex_error })));
+            }
+        };
+        // The regex crate accepted it, so its syntax parses; pick a cheaper strategy if the
+        // tree allows. Should the parse disagree, the regex engine is always right.
+        let imp = match regex_syntax::Parser::new().parse(source).ok().as_ref().and_then(classify) {
+            Some((false, "", false)) | Some((true, "", false)) | Some((false, "", true)) => {
+                Imp::Always
+            }
+            Some((false, lit, false)) => Imp::Contains(memmem::Finder::new(lit.as_bytes()).into_owned()),
+            Some((true, lit, true)) => Imp::Equals(lit.into()),
+            Some((true, lit, false)) => Imp::Prefix(lit.into()),
+            Some((false, lit, true)) => Imp::Suffix(lit.into()),
+            None => Imp::Regex(regex),
+        };
+        Ok((
+            Self {
+                source: source.into(),
+                imp,
+            },
+            None,
+        ))
+    }
+
+    /// The pattern as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The strategy chosen at compile time.
+    pub fn strategy(&self) -> Strategy {
+        match self.imp {
+            Imp::Always => Strategy::Always,
+            Imp::Contains(_) => Strategy::Contains,
+            Imp::Equals(_) => Strategy::Equals,
+            Imp::Prefix(_) => Strategy::Prefix,
+            Imp::Suffix(_) => Strategy::Suffix,
+            Imp::Regex(_) => Strategy::Regex,
+            Imp::Glob(_) => Strategy::Glob,
+        }
+    }
+
+    /// Whether `value` matches.
+    #[inline]
+    pub fn is_match(&self, value: &str) -> bool {
+        match &self.imp {
+            Imp::Always => true,
+            Imp::Contains(f) => f.find(value.as_bytes()).is_some(),
+            Imp::Equals(s) => value == &**s,
+            Imp::Prefix(s) => value.starts_with(&**s),
+            Imp::Suffix(s) => value.ends_with(&**s),
+            Imp::Regex(re) => re.is_match(value),
+            Imp::Glob(g) => g.is_match(value),
+        }
+    }
+
+    /// A rough relative cost, used to test cheap patterns of a rule first.
+    pub(crate) fn cost(&self) -> u8 {
+        match self.strategy() {
+            Strategy::Always => 0,
+            Strategy::Equals | Strategy::Prefix | Strategy::Suffix => 1,
+            Strategy::Contains => 2,
+            Strategy::Glob => 3,
+            Strategy::Regex => 4,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Pattern {
+        Pattern::compile(s).unwrap().0
+    }
+
+    #[test]
+    fn picks_strategies() {
+        assert_eq!(p("Pod").strategy(), Strategy::Contains);
+        assert_eq!(p("^Pod$").strategy(), Strategy::Equals);
+        assert_eq!(p("^kube-").strategy(), Strategy::Prefix);
+        assert_eq!(p("internal$").strategy(), Strategy::Suffix);
+        assert_eq!(p("").strategy(), Strategy::Always);
+        assert_eq!(p("cluster\\.x-k8s\\.io/v1beta2").strategy(), Strategy::Contains);
+        assert_eq!(p("Pod|Node").strategy(), Strategy::Regex);
+        assert_eq!(p("(?i)warning").strategy(), Strategy::Regex);
+        assert_eq!(p("^$").strategy(), Strategy::Equals);
+        assert_eq!(p("*test*").strategy(), Strategy::Glob);
+    }
+
+    #[test]
+    fn matches_like_go_regexp() {
+        assert!(p("Pod").is_match("PodDisruptionBudget"));
+        assert!(!p("^Pod$").is_match("PodDisruptionBudget"));
+        assert!(p("cluster.x-k8s.io").is_match("clusterAx-k8s.io/v1"));
+        assert!(!p("cluster\\.x").is_match("clusterAx"));
+        assert!(p("^ip-10-0-1[0-9]{2}-").is_match("ip-10-0-165-243.eu-west-1.compute.internal"));
+        assert!(p("(?i)warning").is_match("WARNING"));
+        assert!(p("").is_match(""));
+        assert!(p("^$").is_match(""));
+        assert!(!p("^$").is_match("x"));
+    }
+
+    #[test]
+    fn invalid_regex_is_an_anchored_glob() {
+        let (pat, fallback) = Pattern::compile("*test*").unwrap();
+        assert!(fallback.unwrap().regex_error.contains("repetition"));
+        assert!(pat.is_match("my-test-ns"));
+        assert!(pat.is_match("test"));
+        assert!(!pat.is_match("prod"));
+        let (star, _) = Pattern::compile("*").unwrap();
+        assert!(star.is_match("a/b"));
+        assert!(star.is_match(""));
+        let (anchored, _) = Pattern::compile("*-prod").unwrap();
+        assert!(anchored.is_match("team-a-prod"));
+        assert!(!anchored.is_match("team-a-prod-2"));
+    }
+
+    #[test]
+    fn neither_regex_nor_glob_is_an_error() {
+        let err = Pattern::compile("[a-").unwrap_err();
+        assert_eq!(err.pattern, "[a-");
+        assert!(err.to_string().contains("neither a valid regular expression"));
+    }
+}
