@@ -1,2 +1,83 @@
-//! placeholder
-fn main() {}
+//! `event-exporter`: export Kubernetes events to webhooks, Slack and Grafana, routed by
+//! match/drop rules. This binary wires the libraries from a YAML config; the offline
+//! subcommands (`check`, `route`, `render`) need no cluster.
+
+mod commands;
+mod events;
+mod load;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Export Kubernetes events to webhooks, Slack and Grafana.
+#[derive(Debug, Parser)]
+#[command(name = "event-exporter", version, about)]
+struct Cli {
+    /// The config file (as upstream; the watch itself is not available in this build).
+    #[arg(long = "config", visible_alias = "conf", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a config: exit 0, or non-zero with every error found.
+    Check,
+    /// Print the receivers each event reaches: one JSON line per input event.
+    Route {
+        /// Events: JSON lines, or a `kubectl get events -o json` List; `-` for stdin.
+        #[arg(long, value_name = "FILE|-")]
+        events: PathBuf,
+    },
+    /// Print exactly what each receiver would send for each event, without sending it.
+    Render {
+        /// Events: JSON lines, or a `kubectl get events -o json` List; `-` for stdin.
+        #[arg(long, value_name = "FILE|-")]
+        events: PathBuf,
+        /// Only this receiver.
+        #[arg(long, value_name = "NAME")]
+        receiver: Option<String>,
+        /// Show tokens and Authorization values instead of `***`.
+        #[arg(long)]
+        show_secrets: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+    let Some(config) = cli.config else {
+        eprintln!("error: --config FILE is required (see --help)");
+        return ExitCode::from(2);
+    };
+    let result = match cli.command {
+        Some(Command::Check) => commands::check(&config),
+        Some(Command::Route { events }) => commands::route(&config, &events),
+        Some(Command::Render {
+            events,
+            receiver,
+            show_secrets,
+        }) => commands::render(&config, &events, receiver.as_deref(), show_secrets),
+        None => Err(anyhow::anyhow!(
+            "watching a cluster is not available in this build yet; use `check`, `route` or `render` (see --help)"
+        )),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -11,10 +11,13 @@ pub mod config;
 pub mod event;
 pub mod event_json;
 pub mod gojson;
+pub mod layout;
 pub mod pattern;
 pub mod route;
+pub mod sink;
 pub mod template;
 
 pub use config::Config;
 pub use event::{EnrichedEvent, Event, ObjectEnrichment};
 pub use route::{Matcher, ReceiverId, Router};
+pub use sink::Sink;

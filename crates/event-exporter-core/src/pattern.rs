@@ -31,7 +31,8 @@ pub enum Strategy {
     Suffix,
     /// The regular expression engine.
     Regex,
-    /// Not a valid regular expression: an anchored glob.
+    /// Not a valid regular expression: an anchored glob (globs made of `*` and literal text
+    /// use the literal strategies instead).
     Glob,
 }
 
@@ -124,6 +125,29 @@ fn classify(hir: &Hir) -> Option<(bool, &str, bool)> {
     }
 }
 
+/// The literal strategies for globs made only of `*` and literal text: `*` (everything),
+/// `lit` (equals), `lit*`, `*lit`, `*lit*`. Anything else (`?`, classes, alternations, escapes,
+/// inner stars) stays with the glob engine.
+fn simple_glob(glob: &str) -> Option<Imp> {
+    if glob.contains(['?', '[', ']', '{', '}', '\\']) {
+        return None;
+    }
+    let lead = glob.starts_with('*');
+    let body = glob.trim_start_matches('*');
+    let trail = body.ends_with('*');
+    let lit = body.trim_end_matches('*');
+    if lit.contains('*') {
+        return None;
+    }
+    Some(match (lead, lit.is_empty(), trail) {
+        (_, true, _) if lead || trail => Imp::Always,
+        (false, _, false) => Imp::Equals(lit.into()),
+        (false, _, true) => Imp::Prefix(lit.into()),
+        (true, _, false) => Imp::Suffix(lit.into()),
+        (true, _, true) => Imp::Contains(memmem::Finder::new(lit.as_bytes()).into_owned()),
+    })
+}
+
 impl Pattern {
     /// Compiles `source`. `Ok((pattern, Some(fallback)))` means it was compiled as a glob.
     pub fn compile(source: &str) -> Result<(Self, Option<GlobFallback>), PatternError> {
@@ -140,9 +164,10 @@ impl Pattern {
                         regex_error: regex_error.clone(),
                         glob_error: e.kind().to_string(),
                     })?;
+                let imp = simple_glob(source).unwrap_or_else(|| Imp::Glob(glob.compile_matcher()));
                 let pattern = Self {
                     source: source.into(),
-                    imp: Imp::Glob(glob.compile_matcher()),
+                    imp,
                 };
                 return Ok((pattern, Some(GlobFallback { regex_error })));
             }
@@ -231,7 +256,12 @@ mod tests {
         assert_eq!(p("Pod|Node").strategy(), Strategy::Regex);
         assert_eq!(p("(?i)warning").strategy(), Strategy::Regex);
         assert_eq!(p("^$").strategy(), Strategy::Equals);
-        assert_eq!(p("*test*").strategy(), Strategy::Glob);
+        assert_eq!(p("*test*").strategy(), Strategy::Contains);
+        assert_eq!(p("*").strategy(), Strategy::Always);
+        assert_eq!(p("**").strategy(), Strategy::Always);
+        assert_eq!(p("*-prod").strategy(), Strategy::Suffix);
+        assert_eq!(p("*a*b*").strategy(), Strategy::Glob);
+        assert_eq!(p("*a?").strategy(), Strategy::Glob);
     }
 
     #[test]
@@ -260,6 +290,14 @@ mod tests {
         let (anchored, _) = Pattern::compile("*-prod").unwrap();
         assert!(anchored.is_match("team-a-prod"));
         assert!(!anchored.is_match("team-a-prod-2"));
+        let (engine, _) = Pattern::compile("*a?c*").unwrap();
+        assert_eq!(engine.strategy(), Strategy::Glob);
+        assert!(engine.is_match("xxabcxx"));
+        assert!(!engine.is_match("xxacxx"));
+        let (plain, fb) = Pattern::compile("+a*").unwrap();
+        assert!(fb.is_some());
+        assert_eq!(plain.strategy(), Strategy::Prefix);
+        assert!(plain.is_match("+abc") && !plain.is_match("x+a"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use crate::config::{RouteConfig, RuleConfig};
 use crate::event::Event;
-use crate::pattern::{Pattern, PatternError};
+use crate::pattern::{Pattern, PatternError, Strategy};
 
 /// Something that decides whether an event matches.
 pub trait Matcher {
@@ -250,8 +250,11 @@ impl Compiler<'_> {
             if src.is_empty() {
                 continue;
             }
-            if let Some(p) = self.pattern(|| format!("{place}.{}", field.key()), src) {
-                fields.push((field, p));
+            match self.pattern(|| format!("{place}.{}", field.key()), src) {
+                // A pattern that matches everything constrains nothing: leave it out.
+                Some(p) if p.strategy() == Strategy::Always => {}
+                Some(p) => fields.push((field, p)),
+                None => {}
             }
         }
         fields.sort_by_key(|(_, p)| p.cost());

@@ -1,1 +1,178 @@
-//! placeholder
+//! # event-exporter-sinks
+//!
+//! The receivers of event-exporter: [`webhook`], [`stdout`] and [`file`]. Each sink kind has a
+//! config type that validates its spec without I/O and then builds a [`Sink`]; [`build`] is
+//! the one place that maps a receiver's kind (`webhook:`, `stdout:`, ...) to its builder.
+
+pub mod encode;
+pub mod file;
+pub mod http;
+pub mod stdout;
+pub mod webhook;
+
+use event_exporter_core::config::{Config, ReceiverConfig};
+use event_exporter_core::sink::Sink;
+use serde::de::DeserializeOwned;
+
+/// A receiver whose spec is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("receivers[{index}] `{receiver}` ({kind}): {message}")]
+pub struct SinkConfigError {
+    /// The receiver's position in `receivers`.
+    pub index: usize,
+    /// The receiver's name.
+    pub receiver: String,
+    /// The sink kind.
+    pub kind: String,
+    /// What is wrong, with the field (`endpoint: ...`, `layout.text: template:1:3: ...`).
+    pub message: String,
+}
+
+/// What a sink builder is given.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildContext<'a> {
+    /// The receiver's position in `receivers`.
+    pub index: usize,
+    /// The receiver's name.
+    pub name: &'a str,
+    /// The sink kind.
+    pub kind: &'a str,
+}
+
+impl BuildContext<'_> {
+    /// An error about this receiver.
+    pub fn error(&self, message: impl Into<String>) -> SinkConfigError {
+        SinkConfigError {
+            index: self.index,
+            receiver: self.name.to_owned(),
+            kind: self.kind.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// Deserialises the receiver's spec, with the path of the offending field in the error.
+    pub fn parse<T: DeserializeOwned>(
+        &self,
+        spec: &serde_yaml_ng::Value,
+    ) -> Result<T, SinkConfigError> {
+        // `stdout:` with nothing after it is an empty spec.
+        let spec = match spec {
+            serde_yaml_ng::Value::Null => serde_yaml_ng::Value::Mapping(Default::default()),
+            other => other.clone(),
+        };
+        serde_path_to_error::deserialize(spec).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            if path == "." {
+                self.error(inner)
+            } else {
+                self.error(format!("{path}: {inner}"))
+            }
+        })
+    }
+}
+
+type Builder = fn(&BuildContext<'_>, &serde_yaml_ng::Value) -> Result<Box<dyn Sink>, Vec<SinkConfigError>>;
+
+/// The sink kinds this build implements.
+const KINDS: &[(&str, Builder)] = &[
+    ("webhook", webhook::build),
+    ("stdout", stdout::build),
+    ("file", file::build),
+];
+
+/// Receiver kinds upstream knows that this exporter does not implement (yet).
+const UPSTREAM_ONLY: &[&str] = &[
+    "slack",
+    "elasticsearch",
+    "opensearch",
+    "kinesis",
+    "firehose",
+    "opsgenie",
+    "sqs",
+    "sns",
+    "teams",
+    "kafka",
+    "pubsub",
+    "syslog",
+    "bigquery",
+    "eventbridge",
+    "loki",
+    "pipe",
+    "inMemory",
+];
+
+/// The sink kinds that can be built.
+pub fn kinds() -> impl Iterator<Item = &'static str> {
+    KINDS.iter().map(|(k, _)| *k)
+}
+
+/// Builds one receiver's sink.
+pub fn build(index: usize, receiver: &ReceiverConfig) -> Result<Box<dyn Sink>, Vec<SinkConfigError>> {
+    let ctx = BuildContext {
+        index,
+        name: &receiver.name,
+        kind: &receiver.kind,
+    };
+    match KINDS.iter().find(|(k, _)| *k == receiver.kind) {
+        Some((_, builder)) => builder(&ctx, &receiver.spec),
+        None if UPSTREAM_ONLY.contains(&receiver.kind.as_str()) => Err(vec![ctx.error(format!(
+            "the `{}` receiver kind is not implemented yet (available: {})",
+            receiver.kind,
+            kinds().collect::<Vec<_>>().join(", ")
+        ))]),
+        None => Err(vec![ctx.error(format!(
+            "unknown receiver kind `{}` (available: {})",
+            receiver.kind,
+            kinds().collect::<Vec<_>>().join(", ")
+        ))]),
+    }
+}
+
+/// Builds every receiver of `config`, in order, reporting every problem: invalid specs,
+/// unimplemented kinds and duplicate names.
+pub fn build_all(config: &Config) -> Result<Vec<Box<dyn Sink>>, Vec<SinkConfigError>> {
+    let mut sinks = Vec::with_capacity(config.receivers.len());
+    let mut errors = check_names(config).err().unwrap_or_default();
+    for (index, receiver) in config.receivers.iter().enumerate() {
+        if errors.iter().any(|e| e.index == index) {
+            continue;
+        }
+        match build(index, receiver) {
+            Ok(sink) => sinks.push(sink),
+            Err(mut errs) => errors.append(&mut errs),
+        }
+    }
+    if errors.is_empty() {
+        Ok(sinks)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Checks that receiver names are unique (and not empty), reporting every duplicate.
+pub fn check_names(config: &Config) -> Result<(), Vec<SinkConfigError>> {
+    let mut errors = Vec::new();
+    for (index, receiver) in config.receivers.iter().enumerate() {
+        let error = |message: String| SinkConfigError {
+            index,
+            receiver: receiver.name.clone(),
+            kind: receiver.kind.clone(),
+            message,
+        };
+        if receiver.name.trim().is_empty() {
+            errors.push(error("name: must not be empty".into()));
+        } else if let Some(first) = config.receivers[..index].iter().position(|r| r.name == receiver.name) {
+            errors.push(error(format!("duplicate receiver name (first defined at receivers[{first}])")));
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// Whether a header carries a secret, judged by its name.
+pub fn is_sensitive_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    ["authorization", "token", "secret", "password", "api-key", "apikey", "cookie"]
+        .iter()
+        .any(|needle| lower.contains(needle))
+}

@@ -1,0 +1,39 @@
+//! Loading a config into a router and sinks, with every problem reported.
+
+use std::path::Path;
+
+use event_exporter_core::{Config, Router, Sink};
+
+/// A loaded, compiled configuration.
+pub(crate) struct Loaded {
+    pub(crate) router: Router,
+    /// The receivers' sinks, indexed like the router's receivers (empty when not built).
+    pub(crate) sinks: Vec<Box<dyn Sink>>,
+}
+
+/// Loads and compiles `path`. With `build_sinks` false only the route tree is compiled (what
+/// `route` needs), so configs with receivers this build cannot send to still route. The error
+/// lists every problem found.
+pub(crate) fn load(path: &Path, build_sinks: bool) -> Result<Loaded, Vec<String>> {
+    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let config = Config::load_file(path).map_err(|errs| errs.iter().map(|e| at(e)).collect::<Vec<_>>())?;
+    let mut problems = Vec::new();
+    let names: Vec<&str> = config.receivers.iter().map(|r| r.name.as_str()).collect();
+    let router = Router::compile(&config.route, &names)
+        .map_err(|errs| problems.extend(errs.iter().map(|e| at(e))));
+    let sinks = if build_sinks {
+        event_exporter_sinks::build_all(&config).map_err(|errs| problems.extend(errs.iter().map(|e| at(e))))
+    } else {
+        event_exporter_sinks::check_names(&config).map_err(|errs| problems.extend(errs.iter().map(|e| at(e))))
+            .map(|()| Vec::new())
+    };
+    match (router, sinks) {
+        (Ok(router), Ok(sinks)) => {
+            for w in router.warnings() {
+                tracing::warn!("{}", at(w));
+            }
+            Ok(Loaded { router, sinks })
+        }
+        _ => Err(problems),
+    }
+}

@@ -1,0 +1,163 @@
+//! Layouts: a receiver's recursive map/list of Go templates, rendered into a JSON value.
+//!
+//! As upstream, every string in a layout is a template; maps and lists nest; the rendered value
+//! is serialised with Go's `json.Marshal` habits ([`crate::gojson`]), so map keys come out
+//! sorted. One deliberate departure: a non-string scalar (`panelId: 3`, `isRegion: true`) stays
+//! a JSON number or boolean, where upstream sends `null`.
+
+use std::collections::BTreeMap;
+
+use crate::event::Event;
+use crate::template::{RenderError, Template, TemplateError};
+
+/// A compiled layout.
+#[derive(Debug, Clone)]
+pub enum Layout {
+    /// A string: a template.
+    Template(Template),
+    /// A map of layouts (keys are not templates).
+    Map(BTreeMap<String, Layout>),
+    /// A list of layouts.
+    List(Vec<Layout>),
+    /// A number, boolean or null, sent as it is.
+    Scalar(serde_json::Value),
+}
+
+/// A template in a layout that does not compile.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{place}: {source}")]
+pub struct LayoutError {
+    /// Where in the layout (`layout.tags[2]`), relative to the place given to `compile`.
+    pub place: String,
+    /// The template error.
+    pub source: TemplateError,
+}
+
+/// A layout that failed to render for one event.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{place}: {source}")]
+pub struct LayoutRenderError {
+    /// Where in the layout.
+    pub place: String,
+    /// The template error.
+    pub source: RenderError,
+}
+
+fn key_string(key: &serde_yaml_ng::Value) -> String {
+    match key {
+        serde_yaml_ng::Value::String(s) => s.clone(),
+        serde_yaml_ng::Value::Bool(b) => b.to_string(),
+        serde_yaml_ng::Value::Number(n) => n.to_string(),
+        serde_yaml_ng::Value::Null => "null".to_owned(),
+        other => serde_yaml_ng::to_string(other)
+            .unwrap_or_default()
+            .trim_end()
+            .to_owned(),
+    }
+}
+
+fn scalar(value: &serde_yaml_ng::Value) -> serde_json::Value {
+    match value {
+        serde_yaml_ng::Value::Bool(b) => serde_json::Value::Bool(*b),
+        serde_yaml_ng::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into()
+            } else if let Some(u) = n.as_u64() {
+                u.into()
+            } else {
+                n.as_f64()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or(serde_json::Value::Null, serde_json::Value::Number)
+            }
+        }
+        _ => serde_json::Value::Null,
+    }
+}
+
+impl Layout {
+    /// Compiles every template in `value`; `place` prefixes error places (e.g.
+    /// `receivers[0].webhook.layout`). Every broken template is reported.
+    pub fn compile(value: &serde_yaml_ng::Value, place: &str) -> Result<Self, Vec<LayoutError>> {
+        let mut errors = Vec::new();
+        let layout = Self::compile_into(value, place, &mut errors);
+        if errors.is_empty() {
+            Ok(layout)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn compile_into(value: &serde_yaml_ng::Value, place: &str, errors: &mut Vec<LayoutError>) -> Self {
+        use serde_yaml_ng::Value as Y;
+        match value {
+            Y::String(s) => match Template::parse(s) {
+                Ok(t) => Layout::Template(t),
+                Err(source) => {
+                    errors.push(LayoutError {
+                        place: place.to_owned(),
+                        source,
+                    });
+                    Layout::Scalar(serde_json::Value::Null)
+                }
+            },
+            Y::Mapping(map) => Layout::Map(
+                map.iter()
+                    .map(|(k, v)| {
+                        let key = key_string(k);
+                        let child = Self::compile_into(v, &format!("{place}.{key}"), errors);
+                        (key, child)
+                    })
+                    .collect(),
+            ),
+            Y::Sequence(items) => Layout::List(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| Self::compile_into(v, &format!("{place}[{i}]"), errors))
+                    .collect(),
+            ),
+            Y::Tagged(tagged) => Self::compile_into(&tagged.value, place, errors),
+            other => Layout::Scalar(scalar(other)),
+        }
+    }
+
+    /// Renders the layout for `event`.
+    pub fn render(&self, event: Event<'_>) -> Result<serde_json::Value, LayoutRenderError> {
+        self.render_at(event, &mut String::new())
+    }
+
+    fn render_at(&self, event: Event<'_>, place: &mut String) -> Result<serde_json::Value, LayoutRenderError> {
+        Ok(match self {
+            Layout::Template(t) => serde_json::Value::String(t.render_to_string(event).map_err(
+                |source| LayoutRenderError {
+                    place: format!("layout{place}"),
+                    source,
+                },
+            )?),
+            Layout::Map(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map {
+                    let len = place.len();
+                    place.push('.');
+                    place.push_str(k);
+                    let rendered = v.render_at(event, place);
+                    place.truncate(len);
+                    out.insert(k.clone(), rendered?);
+                }
+                serde_json::Value::Object(out)
+            }
+            Layout::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, v) in items.iter().enumerate() {
+                    let len = place.len();
+                    place.push_str(&format!("[{i}]"));
+                    let rendered = v.render_at(event, place);
+                    place.truncate(len);
+                    out.push(rendered?);
+                }
+                serde_json::Value::Array(out)
+            }
+            Layout::Scalar(v) => v.clone(),
+        })
+    }
+}

@@ -1,0 +1,214 @@
+//! The `webhook` sink, as upstream: an HTTP request to `endpoint` (POST unless `method` says
+//! otherwise) whose body is the rendered `layout` as JSON, or the whole enriched event when
+//! there is no layout; `headers` values are templates. `Content-Type: application/json` is
+//! sent unless `headers` sets its own (upstream sends both).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use event_exporter_core::event::Event;
+use event_exporter_core::sink::{Delivery, Header, RenderError, Request, SendError, Sink};
+use event_exporter_core::template::Template;
+use serde::Deserialize;
+
+use crate::encode::{Encoding, compile_template};
+use crate::http::{DEFAULT_TIMEOUT, HttpClient};
+use crate::{BuildContext, SinkConfigError, is_sensitive_header};
+
+/// `tls:` options, as upstream's receivers write them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsConfig {
+    /// Skip server certificate verification.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// The name to verify the server certificate against.
+    #[serde(default)]
+    pub server_name: String,
+    /// A PEM bundle of CAs to trust.
+    #[serde(default)]
+    pub ca_file: String,
+    /// A PEM client certificate.
+    #[serde(default)]
+    pub cert_file: String,
+    /// The client certificate's PEM key.
+    #[serde(default)]
+    pub key_file: String,
+}
+
+/// `webhook:` receiver spec.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebhookConfig {
+    /// Where to send (a template).
+    #[serde(default)]
+    pub endpoint: String,
+    /// HTTP method (default POST).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Extra headers; values are templates.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The body layout; without one the whole event is sent.
+    #[serde(default)]
+    pub layout: Option<serde_yaml_ng::Value>,
+    /// TLS options.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug)]
+struct HeaderTemplate {
+    name: String,
+    value: Template,
+    sensitive: bool,
+}
+
+/// Builds webhook requests from events: the pure half of the webhook sink.
+#[derive(Debug)]
+pub struct WebhookRequestBuilder {
+    method: String,
+    endpoint: Template,
+    headers: Vec<HeaderTemplate>,
+    encoding: Encoding,
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(format!("`{url}` must be an http:// or https:// URL")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(())
+}
+
+impl WebhookRequestBuilder {
+    /// Validates and compiles `cfg` (no I/O).
+    pub fn new(ctx: &BuildContext<'_>, cfg: &WebhookConfig) -> Result<Self, Vec<SinkConfigError>> {
+        let mut errors = Vec::new();
+        if cfg.endpoint.trim().is_empty() {
+            errors.push(ctx.error("endpoint: missing (the URL to send events to)"));
+        }
+        let endpoint = compile_template(ctx, "endpoint", &cfg.endpoint).map_err(|e| errors.push(e));
+        if let Ok(t) = &endpoint {
+            if let Some(url) = t.as_literal().filter(|u| !u.trim().is_empty()) {
+                if let Err(msg) = check_url(url) {
+                    errors.push(ctx.error(format!("endpoint: {msg}")));
+                }
+            }
+        }
+        let method = cfg.method.clone().unwrap_or_else(|| "POST".to_owned()).to_ascii_uppercase();
+        if http::Method::from_bytes(method.as_bytes()).is_err() {
+            errors.push(ctx.error(format!("method: `{method}` is not an HTTP method")));
+        }
+        if let Some(tls) = &cfg.tls {
+            if *tls != TlsConfig::default() {
+                errors.push(ctx.error(
+                    "tls: custom TLS options are not implemented yet (the system's CA roots are used)",
+                ));
+            }
+        }
+        let mut headers = Vec::new();
+        let has_content_type = cfg.headers.keys().any(|k| k.eq_ignore_ascii_case("content-type"));
+        if !has_content_type {
+            headers.push(HeaderTemplate {
+                name: "Content-Type".into(),
+                value: Template::parse("application/json").map_err(|e| vec![ctx.error(e.to_string())])?,
+                sensitive: false,
+            });
+        }
+        for (name, value) in &cfg.headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                errors.push(ctx.error(format!("headers: `{name}` is not a valid header name")));
+                continue;
+            }
+            match compile_template(ctx, &format!("headers.{name}"), value) {
+                Ok(value) => headers.push(HeaderTemplate {
+                    name: name.clone(),
+                    value,
+                    sensitive: is_sensitive_header(name),
+                }),
+                Err(e) => errors.push(e),
+            }
+        }
+        let encoding = Encoding::compile(ctx, cfg.layout.as_ref(), false).map_err(|mut e| errors.append(&mut e));
+        match (endpoint, encoding) {
+            (Ok(endpoint), Ok(encoding)) if errors.is_empty() => Ok(Self {
+                method,
+                endpoint,
+                headers,
+                encoding,
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    /// The request for `event`.
+    pub fn build(&self, event: Event<'_>) -> Result<Request, RenderError> {
+        let render = |field: &str, t: &Template| {
+            t.render_to_string(event).map_err(|e| RenderError {
+                message: format!("{field}: {e}"),
+            })
+        };
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for h in &self.headers {
+            headers.push(Header {
+                name: h.name.clone(),
+                value: render(&format!("headers.{}", h.name), &h.value)?,
+                sensitive: h.sensitive,
+            });
+        }
+        Ok(Request {
+            method: self.method.clone(),
+            url: render("endpoint", &self.endpoint)?,
+            headers,
+            body: self.encoding.encode(event)?,
+        })
+    }
+}
+
+/// The webhook sink.
+#[derive(Debug)]
+pub struct WebhookSink {
+    name: String,
+    builder: WebhookRequestBuilder,
+    client: HttpClient,
+    timeout: Duration,
+}
+
+pub(crate) fn build(
+    ctx: &BuildContext<'_>,
+    spec: &serde_yaml_ng::Value,
+) -> Result<Box<dyn Sink>, Vec<SinkConfigError>> {
+    let cfg: WebhookConfig = ctx.parse(spec).map_err(|e| vec![e])?;
+    Ok(Box::new(WebhookSink {
+        name: ctx.name.to_owned(),
+        builder: WebhookRequestBuilder::new(ctx, &cfg)?,
+        client: HttpClient::default(),
+        timeout: DEFAULT_TIMEOUT,
+    }))
+}
+
+#[async_trait]
+impl Sink for WebhookSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn render(&self, event: Event<'_>) -> Result<Vec<Request>, RenderError> {
+        Ok(vec![self.builder.build(event)?])
+    }
+
+    async fn send(&self, delivery: &Delivery) -> Result<(), SendError> {
+        let request = self.builder.build(delivery.event.view())?;
+        self.client.send(&request, self.timeout).await.map(|_| ())
+    }
+}
