@@ -125,6 +125,32 @@ fn classify(hir: &Hir) -> Option<(bool, &str, bool)> {
     }
 }
 
+/// What Go's RE2 parser refuses that Rust's accepts: a repetition operator applied directly to
+/// another (`a**`, `a+*`, `a{2}*`; `a*?` is one lazy operator and fine). Go reports "invalid
+/// nested repetition operator", so such a pattern is not a regular expression for upstream.
+fn go_syntax_error(source: &str) -> Option<regex::Error> {
+    use regex_syntax::ast::{Ast, Visitor, visit};
+
+    struct Nested;
+    impl Visitor for Nested {
+        type Output = ();
+        type Err = ();
+        fn finish(self) -> Result<(), ()> {
+            Ok(())
+        }
+        fn visit_pre(&mut self, ast: &Ast) -> Result<(), ()> {
+            match ast {
+                Ast::Repetition(rep) if matches!(*rep.ast, Ast::Repetition(_)) => Err(()),
+                _ => Ok(()),
+            }
+        }
+    }
+    let ast = regex_syntax::ast::parse::Parser::new().parse(source).ok()?;
+    visit(&ast, Nested).err().map(|()| {
+        regex::Error::Syntax("invalid nested repetition operator (as Go's regexp reports)".to_owned())
+    })
+}
+
 /// The literal strategies for globs made only of `*` and literal text: `*` (everything),
 /// `lit` (equals), `lit*`, `*lit`, `*lit*`. Anything else (`?`, classes, alternations, escapes,
 /// inner stars) stays with the glob engine.
@@ -151,7 +177,7 @@ fn simple_glob(glob: &str) -> Option<Imp> {
 impl Pattern {
     /// Compiles `source`. `Ok((pattern, Some(fallback)))` means it was compiled as a glob.
     pub fn compile(source: &str) -> Result<(Self, Option<GlobFallback>), PatternError> {
-        let regex = match Regex::new(source) {
+        let regex = match go_syntax_error(source).map_or_else(|| Regex::new(source), Err) {
             Ok(re) => re,
             Err(regex_err) => {
                 let regex_error = first_line(&regex_err.to_string());
@@ -298,6 +324,18 @@ mod tests {
         assert!(fb.is_some());
         assert_eq!(plain.strategy(), Strategy::Prefix);
         assert!(plain.is_match("+abc") && !plain.is_match("x+a"));
+    }
+
+    #[test]
+    fn nested_repetition_is_not_a_regex_as_in_go() {
+        for src in ["a**", "a+*", "x{2}*"] {
+            let (pat, fallback) = Pattern::compile(src).unwrap();
+            assert!(fallback.unwrap().regex_error.contains("nested repetition"), "{src}");
+            assert_ne!(pat.strategy(), Strategy::Regex, "{src}");
+        }
+        assert!(Pattern::compile("a+*").unwrap().0.is_match("a+b"));
+        assert!(Pattern::compile("a*?").unwrap().1.is_none());
+        assert!(Pattern::compile("(a*)*").unwrap().1.is_none());
     }
 
     #[test]
