@@ -119,7 +119,42 @@ pub enum SendError {
         message: String,
         /// Whether trying again may succeed.
         retryable: bool,
+        /// How long the receiver asked us to wait (`Retry-After`), if it said.
+        retry_after: Option<std::time::Duration>,
     },
+}
+
+impl SendError {
+    /// A transport failure that a retry may fix.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self::Transport {
+            message: message.into(),
+            retryable: true,
+            retry_after: None,
+        }
+    }
+
+    /// A transport failure that a retry will not fix.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::Transport {
+            message: message.into(),
+            retryable: false,
+            retry_after: None,
+        }
+    }
+
+    /// Whether a retry may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Transport { retryable: true, .. })
+    }
+
+    /// The wait the receiver asked for, if any.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Transport { retry_after, .. } => *retry_after,
+            Self::Render(_) => None,
+        }
+    }
 }
 
 /// A receiver's sink.

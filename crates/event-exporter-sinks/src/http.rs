@@ -54,10 +54,7 @@ impl HttpClient {
         }
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
-            .map_err(|e| SendError::Transport {
-                message: format!("loading the system's TLS roots: {e}"),
-                retryable: false,
-            })?
+            .map_err(|e| SendError::permanent(format!("loading the system's TLS roots: {e}")))?
             .https_or_http()
             .enable_http1()
             .build();
@@ -68,9 +65,10 @@ impl HttpClient {
     }
 
     /// Sends `request` and reads the response, within `timeout`. Non-2xx statuses are errors,
-    /// retryable or not by [`is_retryable_status`]; the message quotes a body snippet and never
-    /// a header value.
+    /// retryable or not by [`is_retryable_status`], carrying the server's `Retry-After`; the
+    /// message quotes a body snippet and never a header value.
     pub async fn send(&self, request: &Request, timeout: Duration) -> Result<Response, SendError> {
+        let target = format!("{} {}", request.method, redact_url(&request.url));
         let mut builder = http::Request::builder()
             .method(request.method.as_str())
             .uri(request.url.as_str());
@@ -79,56 +77,57 @@ impl HttpClient {
         }
         let req = builder
             .body(Full::new(Bytes::from(request.body.clone())))
-            .map_err(|e| SendError::Transport {
-                message: format!("invalid request to {}: {e}", redact_url(&request.url)),
-                retryable: false,
-            })?;
+            .map_err(|e| SendError::permanent(format!("{target}: invalid request: {e}")))?;
         let client = self.client()?;
         let exchange = async {
-            let resp = client.request(req).await.map_err(|e| SendError::Transport {
-                message: format!("{} {}: {e}", request.method, redact_url(&request.url)),
-                retryable: true,
-            })?;
+            let resp = client
+                .request(req)
+                .await
+                .map_err(|e| SendError::retryable(format!("{target}: {}", error_chain(&e))))?;
             let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
             let body = resp
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| SendError::Transport {
-                    message: format!("reading the response of {}: {e}", redact_url(&request.url)),
-                    retryable: true,
-                })?
+                .map_err(|e| SendError::retryable(format!("{target}: reading the response: {e}")))?
                 .to_bytes();
-            Ok::<_, SendError>(Response {
-                status,
-                body: snippet(&body),
-            })
+            Ok::<_, SendError>((status, retry_after, snippet(&body)))
         };
-        let resp = tokio::time::timeout(timeout, exchange)
+        let (status, retry_after, body) = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| SendError::Transport {
-                message: format!(
-                    "{} {}: no response within {timeout:?}",
-                    request.method,
-                    redact_url(&request.url)
-                ),
-                retryable: true,
-            })??;
-        if (200..300).contains(&resp.status) {
-            Ok(resp)
+            .map_err(|_| SendError::retryable(format!("{target}: no response within {timeout:?}")))??;
+        if (200..300).contains(&status) {
+            Ok(Response { status, body })
         } else {
             Err(SendError::Transport {
-                message: format!(
-                    "{} {}: HTTP {}: {}",
-                    request.method,
-                    redact_url(&request.url),
-                    resp.status,
-                    resp.body
-                ),
-                retryable: is_retryable_status(resp.status),
+                message: format!("{target}: HTTP {status}: {body}"),
+                retryable: is_retryable_status(status),
+                retry_after,
             })
         }
     }
+}
+
+/// `Retry-After` in delay-seconds form (the form Slack, Grafana and most APIs use).
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// An error and its causes on one line ("connection refused" hides in the source chain).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 /// A URL fit for logs: user info and query string (where tokens hide) removed.
@@ -163,6 +162,12 @@ mod tests {
         for s in [200, 400, 401, 403, 404, 409, 501] {
             assert!(!is_retryable_status(s), "{s}");
         }
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }
 
     #[test]

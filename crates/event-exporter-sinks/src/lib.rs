@@ -4,6 +4,7 @@
 //! config type that validates its spec without I/O and then builds a [`Sink`]; [`build`] is
 //! the one place that maps a receiver's kind (`webhook:`, `stdout:`, ...) to its builder.
 
+pub mod delivery;
 pub mod encode;
 pub mod file;
 pub mod http;

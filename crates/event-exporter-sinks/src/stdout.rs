@@ -67,10 +67,7 @@ impl Sink for StdoutSink {
         let mut line = self.encoding.encode(delivery.event.view())?;
         line.push('\n');
         let mut out = self.out.lock().await;
-        let io = |e: std::io::Error| SendError::Transport {
-            message: format!("writing to stdout: {e}"),
-            retryable: false,
-        };
+        let io = |e: std::io::Error| SendError::permanent(format!("writing to stdout: {e}"));
         out.write_all(line.as_bytes()).await.map_err(io)?;
         out.flush().await.map_err(io)
     }

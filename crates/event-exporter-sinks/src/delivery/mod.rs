@@ -1,0 +1,245 @@
+//! Delivery: every receiver gets its own bounded queue and an ordered worker that sends with
+//! retries, so a slow or dead receiver never holds back the others or the input.
+//!
+//! - [`Dispatcher::dispatch`] routes an event and queues one delivery per receiver reached
+//!   (twice if reached twice). It never waits: a full queue drops its oldest delivery, counted.
+//! - Each worker sends its receiver's deliveries one at a time, in order (so a Slack thread's
+//!   messages arrive in order), retrying per [`RetryPolicy`]; a delivery it gives up on is
+//!   logged once at warn and counted.
+//! - [`Dispatcher::shutdown`] stops intake and lets the queues drain within a deadline; what
+//!   is left is counted as dropped.
+//!
+//! Outcomes are counted per receiver in [`ReceiverStats`] (sent, retried, failed, dropped),
+//! ready for a metrics endpoint.
+
+pub mod queue;
+pub mod retry;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use event_exporter_core::sink::{Delivery, Sink};
+use event_exporter_core::{EnrichedEvent, Router};
+use tokio::task::JoinHandle;
+
+pub use queue::{DeliveryQueue, Pushed};
+pub use retry::{Decision, RetryPolicy};
+
+/// Per-receiver outcome counters.
+#[derive(Debug, Default)]
+pub struct ReceiverStats {
+    sent: AtomicU64,
+    retried: AtomicU64,
+    failed: AtomicU64,
+    dropped: AtomicU64,
+    /// 1 while the worker holds a delivery it has not finished with.
+    in_flight: AtomicU64,
+}
+
+/// A point-in-time copy of [`ReceiverStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Deliveries that succeeded.
+    pub sent: u64,
+    /// Attempts that failed and were retried.
+    pub retried: u64,
+    /// Deliveries given up (permanent error, or retries exhausted).
+    pub failed: u64,
+    /// Deliveries dropped unsent (queue full, or left at shutdown).
+    pub dropped: u64,
+}
+
+impl ReceiverStats {
+    /// A snapshot of the counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            sent: self.sent.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Internal delivery events: each logs and counts in this one place.
+mod events {
+    use super::*;
+
+    pub(super) fn sent(stats: &ReceiverStats) {
+        stats.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn retrying(stats: &ReceiverStats, receiver: &str, delivery: &Delivery, error: &dyn std::fmt::Display, wait: Duration) {
+        stats.retried.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(receiver, delivery = %delivery.id, %error, ?wait, "delivery failed; retrying");
+    }
+
+    pub(super) fn given_up(stats: &ReceiverStats, receiver: &str, delivery: &Delivery, error: &dyn std::fmt::Display, attempts: u32) {
+        stats.failed.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(receiver, delivery = %delivery.id, attempts, %error, "delivery given up");
+    }
+
+    pub(super) fn dropped(stats: &ReceiverStats, receiver: &str, delivery: &Delivery, why: &'static str) {
+        stats.dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(receiver, delivery = %delivery.id, why, "delivery dropped");
+    }
+}
+
+/// Delivery tuning.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchOptions {
+    /// Deliveries each receiver's queue holds before dropping the oldest.
+    pub queue_capacity: usize,
+    /// The retry policy for every receiver.
+    pub retry: RetryPolicy,
+}
+
+impl Default for DispatchOptions {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 1024,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+struct Receiver {
+    name: String,
+    queue: Arc<DeliveryQueue>,
+    stats: Arc<ReceiverStats>,
+    worker: JoinHandle<()>,
+}
+
+/// Routes events to per-receiver queues and runs the workers that deliver them.
+pub struct Dispatcher {
+    router: Router,
+    receivers: Vec<Receiver>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("receivers", &self.receivers.iter().map(|r| &r.name).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+async fn work(sink: Arc<dyn Sink>, queue: Arc<DeliveryQueue>, stats: Arc<ReceiverStats>, policy: RetryPolicy) {
+    while let Some(delivery) = queue.pop().await {
+        stats.in_flight.store(1, Ordering::Relaxed);
+        let started = tokio::time::Instant::now();
+        let mut failures = 0u32;
+        loop {
+            match sink.send(&delivery).await {
+                Ok(()) => {
+                    events::sent(&stats);
+                    break;
+                }
+                Err(error) => {
+                    failures += 1;
+                    match policy.decide(&error, failures, started.elapsed(), jitter()) {
+                        Decision::RetryAfter(wait) => {
+                            events::retrying(&stats, sink.name(), &delivery, &error, wait);
+                            tokio::time::sleep(wait).await;
+                        }
+                        Decision::GiveUp => {
+                            events::given_up(&stats, sink.name(), &delivery, &error, failures);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        stats.in_flight.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A jitter draw in [0, 1) from the clock's low bits: enough to spread retries apart, no
+/// generator state to share.
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    // Mix the bits so consecutive calls differ in the high bits too.
+    let mixed = nanos.wrapping_mul(2_654_435_761);
+    f64::from(mixed) / (f64::from(u32::MAX) + 1.0)
+}
+
+impl Dispatcher {
+    /// Starts one worker per sink (on the current tokio runtime). `sinks` are indexed like the
+    /// router's receivers.
+    pub fn start(router: Router, sinks: Vec<Box<dyn Sink>>, options: DispatchOptions) -> Self {
+        let receivers = sinks
+            .into_iter()
+            .map(|sink| {
+                let sink: Arc<dyn Sink> = Arc::from(sink);
+                let queue = Arc::new(DeliveryQueue::new(options.queue_capacity));
+                let stats = Arc::new(ReceiverStats::default());
+                let worker = tokio::spawn(work(Arc::clone(&sink), Arc::clone(&queue), Arc::clone(&stats), options.retry));
+                Receiver {
+                    name: sink.name().to_owned(),
+                    queue,
+                    stats,
+                    worker,
+                }
+            })
+            .collect();
+        Self { router, receivers }
+    }
+
+    /// Routes `event` and queues a delivery for every receiver reached; returns how many.
+    pub fn dispatch(&self, event: Arc<EnrichedEvent>) -> usize {
+        let mut queued = 0;
+        self.router.route(&event.view(), |id| {
+            let Some(receiver) = self.receivers.get(id.index()) else {
+                return;
+            };
+            queued += 1;
+            match receiver.queue.push(Delivery::new(Arc::clone(&event))) {
+                Pushed::Queued => {}
+                Pushed::DroppedOldest(old) => events::dropped(&receiver.stats, &receiver.name, &old, "queue full"),
+                Pushed::Closed(d) => events::dropped(&receiver.stats, &receiver.name, &d, "shutting down"),
+            }
+        });
+        queued
+    }
+
+    /// Counters per receiver, in config order.
+    pub fn stats(&self) -> Vec<(&str, StatsSnapshot)> {
+        self.receivers
+            .iter()
+            .map(|r| (r.name.as_str(), r.stats.snapshot()))
+            .collect()
+    }
+
+    /// Deliveries waiting, per receiver.
+    pub fn queue_depths(&self) -> Vec<(&str, usize)> {
+        self.receivers.iter().map(|r| (r.name.as_str(), r.queue.len())).collect()
+    }
+
+    /// Stops intake and waits up to `deadline` for every queue to drain. Workers still busy
+    /// then are stopped and what they had left is counted as dropped. Returns the final
+    /// counters per receiver.
+    pub async fn shutdown(self, deadline: Duration) -> Vec<(String, StatsSnapshot)> {
+        for r in &self.receivers {
+            r.queue.close();
+        }
+        let stop_at = tokio::time::Instant::now() + deadline;
+        let mut out = Vec::with_capacity(self.receivers.len());
+        for mut r in self.receivers {
+            if tokio::time::timeout_at(stop_at, &mut r.worker).await.is_err() {
+                r.worker.abort();
+                for d in &r.queue.drain() {
+                    events::dropped(&r.stats, &r.name, d, "shutdown deadline");
+                }
+                if r.stats.in_flight.swap(0, Ordering::Relaxed) == 1 {
+                    r.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(receiver = %r.name, "delivery in flight dropped at the shutdown deadline");
+                }
+            }
+            out.push((r.name, r.stats.snapshot()));
+        }
+        out
+    }
+}
