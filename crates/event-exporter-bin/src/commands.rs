@@ -3,9 +3,13 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::{Value, json};
+
+use event_exporter_sinks::delivery::{DispatchOptions, Dispatcher};
 
 use crate::events::{self, Record};
 use crate::load::{Loaded, load};
@@ -147,4 +151,91 @@ pub(crate) fn render(
     }
     out.flush().context("writing output")?;
     Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT). If a handler cannot be installed, that signal is
+/// simply never seen.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// `run --events`.
+pub(crate) fn run(config: &Path, events_path: &Path, grace: Duration) -> anyhow::Result<ExitCode> {
+    let loaded = match load_or_report(config, true) {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let records = events::read(events_path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let dispatcher = Dispatcher::start(loaded.router, loaded.sinks, DispatchOptions::default());
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
+        let mut bad = 0usize;
+        let mut interrupted = false;
+        for rec in records {
+            match rec.event {
+                Ok(event) => {
+                    tokio::select! {
+                        biased;
+                        () = &mut signal => {
+                            interrupted = true;
+                            break;
+                        }
+                        _ = dispatcher.dispatch_wait(Arc::new(event)) => {}
+                    }
+                }
+                Err(err) => {
+                    bad += 1;
+                    eprintln!("error: {}: {err}", events_path.display());
+                }
+            }
+        }
+        if interrupted {
+            tracing::warn!(?grace, "signal received: input stopped, draining queues");
+        }
+        let deadline = async {
+            if !interrupted {
+                (&mut signal).await;
+                tracing::warn!(?grace, "signal received: draining queues");
+            }
+            tokio::time::sleep(grace).await;
+        };
+        let stats = dispatcher.shutdown_when(deadline).await;
+        let mut lost = 0;
+        for (name, s) in &stats {
+            eprintln!(
+                "{name}: sent {}, retried {}, failed {}, dropped {}",
+                s.sent, s.retried, s.failed, s.dropped
+            );
+            lost += s.failed + s.dropped;
+        }
+        Ok(if bad == 0 && lost == 0 && !interrupted {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    })
 }

@@ -45,6 +45,16 @@ enum Command {
         #[arg(long)]
         show_secrets: bool,
     },
+    /// Deliver every event of a file through the real pipeline (whatever the events' age),
+    /// then print a summary per receiver. Exits non-zero if any delivery was given up.
+    Run {
+        /// Events: JSON lines, or a `kubectl get events -o json` List; `-` for stdin.
+        #[arg(long, value_name = "FILE|-")]
+        events: PathBuf,
+        /// After SIGTERM or Ctrl-C, how long queued deliveries may still take (seconds).
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        shutdown_timeout: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,8 +79,12 @@ fn main() -> ExitCode {
             receiver,
             show_secrets,
         }) => commands::render(&config, &events, receiver.as_deref(), show_secrets),
+        Some(Command::Run {
+            events,
+            shutdown_timeout,
+        }) => commands::run(&config, &events, std::time::Duration::from_secs(shutdown_timeout)),
         None => Err(anyhow::anyhow!(
-            "watching a cluster is not available in this build yet; use `check`, `route` or `render` (see --help)"
+            "watching a cluster is not available in this build yet; use `check`, `route`, `render` or `run` (see --help)"
         )),
     };
     match result {

@@ -205,6 +205,22 @@ impl Dispatcher {
         queued
     }
 
+    /// Like [`dispatch`](Self::dispatch), but waits for room in full queues instead of dropping:
+    /// for replays, where every event must be delivered. Deliveries to a closed queue are
+    /// counted as dropped.
+    pub async fn dispatch_wait(&self, event: Arc<EnrichedEvent>) -> usize {
+        let mut reached = Vec::new();
+        self.router.route_into(&event.view(), &mut reached);
+        for id in &reached {
+            if let Some(receiver) = self.receivers.get(id.index()) {
+                if let Err(d) = receiver.queue.push_wait(Delivery::new(Arc::clone(&event))).await {
+                    events::dropped(&receiver.stats, &receiver.name, &d, "shutting down");
+                }
+            }
+        }
+        reached.len()
+    }
+
     /// Counters per receiver, in config order.
     pub fn stats(&self) -> Vec<(&str, StatsSnapshot)> {
         self.receivers
@@ -222,13 +238,27 @@ impl Dispatcher {
     /// then are stopped and what they had left is counted as dropped. Returns the final
     /// counters per receiver.
     pub async fn shutdown(self, deadline: Duration) -> Vec<(String, StatsSnapshot)> {
+        self.shutdown_when(tokio::time::sleep(deadline)).await
+    }
+
+    /// Like [`shutdown`](Self::shutdown), with the deadline given as a future: the drain is
+    /// cut short when `deadline` completes (e.g. a signal, then a grace period).
+    pub async fn shutdown_when(self, deadline: impl std::future::Future<Output = ()>) -> Vec<(String, StatsSnapshot)> {
         for r in &self.receivers {
             r.queue.close();
         }
-        let stop_at = tokio::time::Instant::now() + deadline;
-        let mut out = Vec::with_capacity(self.receivers.len());
-        for mut r in self.receivers {
-            if tokio::time::timeout_at(stop_at, &mut r.worker).await.is_err() {
+        let mut receivers = self.receivers;
+        {
+            // A worker that panicked has nothing left to drain; its counters stand.
+            let all_done = futures::future::join_all(receivers.iter_mut().map(|r| &mut r.worker));
+            tokio::select! {
+                _ = all_done => {}
+                () = deadline => {}
+            }
+        }
+        let mut out = Vec::with_capacity(receivers.len());
+        for r in receivers {
+            if !r.worker.is_finished() {
                 r.worker.abort();
                 for d in &r.queue.drain() {
                     events::dropped(&r.stats, &r.name, d, "shutdown deadline");

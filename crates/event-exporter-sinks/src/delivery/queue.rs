@@ -19,7 +19,10 @@ struct State {
 pub struct DeliveryQueue {
     // A short critical section around a VecDeque; never held across an await.
     state: Mutex<State>,
+    /// Signalled when an item is pushed (or the queue closes).
     notify: Notify,
+    /// Signalled when an item is taken (or the queue closes).
+    space: Notify,
     capacity: usize,
 }
 
@@ -40,6 +43,7 @@ impl DeliveryQueue {
         Self {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
+            space: Notify::new(),
             capacity: capacity.max(1),
         }
     }
@@ -72,6 +76,31 @@ impl DeliveryQueue {
         outcome
     }
 
+    /// Queues `delivery`, waiting for room instead of dropping (for replays, where every event
+    /// must be delivered). Gives the delivery back if the queue is closed.
+    pub async fn push_wait(&self, delivery: Delivery) -> Result<(), Box<Delivery>> {
+        let mut delivery = Some(delivery);
+        loop {
+            let room = self.space.notified();
+            {
+                let mut state = self.lock();
+                if let Some(d) = delivery.take() {
+                    if state.closed {
+                        return Err(Box::new(d));
+                    }
+                    if state.items.len() < self.capacity {
+                        state.items.push_back(d);
+                        drop(state);
+                        self.notify.notify_one();
+                        return Ok(());
+                    }
+                    delivery = Some(d);
+                }
+            }
+            room.await;
+        }
+    }
+
     /// The next delivery; `None` once the queue is closed and empty.
     pub async fn pop(&self) -> Option<Delivery> {
         loop {
@@ -81,6 +110,8 @@ impl DeliveryQueue {
             {
                 let mut state = self.lock();
                 if let Some(d) = state.items.pop_front() {
+                    drop(state);
+                    self.space.notify_one();
                     return Some(d);
                 }
                 if state.closed {
@@ -96,6 +127,7 @@ impl DeliveryQueue {
         self.lock().closed = true;
         self.notify.notify_waiters();
         self.notify.notify_one();
+        self.space.notify_waiters();
     }
 
     /// Takes every queued delivery out (for counting what a shutdown left undelivered).
@@ -147,6 +179,23 @@ mod tests {
         assert_eq!(q.pop().await.unwrap().id.uid, "b");
         assert_eq!(q.pop().await.unwrap().id.uid, "c");
         assert!(q.pop().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn push_wait_waits_for_room() {
+        let q = Arc::new(DeliveryQueue::new(1));
+        q.push_wait(delivery("a")).await.unwrap();
+        let producer = tokio::spawn({
+            let q = Arc::clone(&q);
+            async move { q.push_wait(delivery("b")).await.is_ok() }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(q.len(), 1, "b must wait, not drop a");
+        assert_eq!(q.pop().await.unwrap().id.uid, "a");
+        assert!(producer.await.unwrap());
+        assert_eq!(q.pop().await.unwrap().id.uid, "b");
+        q.close();
+        assert!(q.push_wait(delivery("c")).await.is_err());
     }
 
     #[tokio::test]

@@ -1,0 +1,186 @@
+//! `event-exporter run`: real deliveries to a real loopback HTTP server.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone)]
+struct Captured {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+    status: u16,
+}
+
+/// A minimal HTTP/1.1 server (keep-alive, Content-Length bodies) answering from a script of
+/// statuses, then 200; it records every request.
+struct FakeHttp {
+    port: u16,
+    seen: Arc<Mutex<Vec<Captured>>>,
+}
+
+fn serve(stream: TcpStream, script: Arc<Mutex<VecDeque<u16>>>, seen: Arc<Mutex<Vec<Captured>>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_owned();
+        let path = parts.next().unwrap_or("").to_owned();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+            }
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .map_or(0, |(_, v)| v.parse().unwrap());
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).unwrap();
+        let status = script.lock().unwrap().pop_front().unwrap_or(200);
+        seen.lock().unwrap().push(Captured {
+            method,
+            path,
+            headers,
+            body: String::from_utf8(body).unwrap(),
+            status,
+        });
+        let reason = if status == 200 { "OK" } else { "Error" };
+        let reply = format!("HTTP/1.1 {status} {reason}\r\nContent-Length: 2\r\n\r\nok");
+        if writer.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+impl FakeHttp {
+    fn start(script: Vec<u16>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let (s, sc) = (Arc::clone(&seen), Arc::clone(&script));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (s, sc) = (Arc::clone(&s), Arc::clone(&sc));
+                std::thread::spawn(move || serve(stream, sc, s));
+            }
+        });
+        Self { port, seen }
+    }
+    fn seen(&self) -> Vec<Captured> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+fn config(dir: &std::path::Path, port: u16) -> PathBuf {
+    let path = dir.join("run.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"route:
+  match:
+    - receiver: hook
+receivers:
+  - name: hook
+    webhook:
+      endpoint: http://127.0.0.1:{port}/hook
+      headers:
+        Authorization: Bearer ${{HOOK_TOKEN}}
+      layout:
+        uid: "{{{{ .UID }}}}"
+        text: "{{{{ .InvolvedObject.Kind }}}} {{{{ .Reason }}}}"
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ee-run-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn exporter(cfg: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_event-exporter"))
+        .args(["run", "--config", cfg.to_str().unwrap(), "--events"])
+        .arg(root().join("examples/events.jsonl"))
+        .env("HOOK_TOKEN", "s3cr3t-token")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_event_is_delivered_once_despite_a_server_error() {
+    let server = FakeHttp::start(vec![500]);
+    let dir = tempdir("ok");
+    let out = exporter(&config(&dir, server.port));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let events = std::fs::read_to_string(root().join("examples/events.jsonl")).unwrap();
+    let n = events.lines().count();
+    assert!(stderr.contains(&format!("hook: sent {n}, retried 1, failed 0, dropped 0")), "{stderr}");
+    let seen = server.seen();
+    assert_eq!(seen.len(), n + 1);
+    // Exactly once each among the accepted requests, in input order.
+    let accepted: Vec<serde_json::Value> = seen
+        .iter()
+        .filter(|c| c.status == 200)
+        .map(|c| serde_json::from_str(&c.body).unwrap())
+        .collect();
+    let uids: Vec<String> = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["metadata"]["uid"].as_str().unwrap().to_owned())
+        .collect();
+    let got: Vec<&str> = accepted.iter().map(|b| b["uid"].as_str().unwrap()).collect();
+    assert_eq!(got, uids);
+    // The failed attempt and its retry carried the same body.
+    assert_eq!(seen[0].body, seen[1].body);
+    for c in &seen {
+        assert_eq!(c.method, "POST");
+        assert_eq!(c.path, "/hook");
+        assert!(c.headers.contains(&("authorization".into(), "Bearer s3cr3t-token".into())));
+        assert!(c.headers.contains(&("content-type".into(), "application/json".into())));
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_permanent_error_is_given_up_logged_without_secrets_and_fails_the_run() {
+    let server = FakeHttp::start(vec![400]);
+    let dir = tempdir("bad");
+    let out = exporter(&config(&dir, server.port));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let n = std::fs::read_to_string(root().join("examples/events.jsonl")).unwrap().lines().count();
+    assert!(stderr.contains(&format!("hook: sent {}, retried 0, failed 1, dropped 0", n - 1)), "{stderr}");
+    assert!(stderr.contains("delivery given up"), "{stderr}");
+    assert!(stderr.contains("HTTP 400"), "{stderr}");
+    assert!(!stderr.contains("s3cr3t-token"), "{stderr}");
+    assert_eq!(server.seen().len(), n);
+    std::fs::remove_dir_all(dir).unwrap();
+}
