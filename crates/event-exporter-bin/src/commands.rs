@@ -93,7 +93,11 @@ fn request_json(req: &event_exporter_core::sink::Request, show_secrets: bool) ->
     } else {
         Value::String(req.body.clone())
     };
-    json!({"method": req.method, "url": req.url, "headers": headers, "body": body})
+    let url = match (&req.redacted_url, show_secrets) {
+        (Some(masked), false) => masked,
+        _ => &req.url,
+    };
+    json!({"method": req.method, "url": url, "headers": headers, "body": body})
 }
 
 /// `render`.

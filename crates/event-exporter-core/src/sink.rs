@@ -30,6 +30,9 @@ pub struct Request {
     pub method: String,
     /// The URL, or `stdout:` / `file://PATH` for stream and file sinks.
     pub url: String,
+    /// The URL with its credentials masked, when it carries any (a Slack incoming-webhook
+    /// path, a token in the query): what `render` shows unless secrets are asked for.
+    pub redacted_url: Option<String>,
     /// Headers in the order they are sent.
     pub headers: Vec<Header>,
     /// The body bytes as sent.

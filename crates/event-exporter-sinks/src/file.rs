@@ -67,6 +67,7 @@ impl Sink for FileSink {
         Ok(vec![Request {
             method: "WRITE".into(),
             url: format!("file://{}", self.path.display()),
+            redacted_url: None,
             headers: Vec::new(),
             body: self.encoding.encode(event)?,
         }])

@@ -19,6 +19,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest part of a response body quoted in errors.
 const SNIPPET: usize = 200;
 
+/// Longest response body kept (larger ones are cut; no receiver we talk to sends more).
+const MAX_BODY: usize = 1 << 20;
+
 /// Whether a response status is worth retrying: 408, 429 and 5xx except 501.
 pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429) || (500..600).contains(&status) && status != 501
@@ -35,11 +38,12 @@ pub struct HttpClient {
 pub struct Response {
     /// The status code.
     pub status: u16,
-    /// The body (truncated to a snippet when large).
+    /// The body (at most 1 MiB kept).
     pub body: String,
 }
 
-fn snippet(body: &[u8]) -> String {
+/// The start of a response body, for error messages.
+pub fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     match text.char_indices().nth(SNIPPET) {
         Some((i, _)) => format!("{}…", &text[..i]),
@@ -96,7 +100,8 @@ impl HttpClient {
                 .await
                 .map_err(|e| SendError::retryable(format!("{target}: reading the response: {e}")))?
                 .to_bytes();
-            Ok::<_, SendError>((status, retry_after, snippet(&body)))
+            let body = String::from_utf8_lossy(&body[..body.len().min(MAX_BODY)]).into_owned();
+            Ok::<_, SendError>((status, retry_after, body))
         };
         let (status, retry_after, body) = tokio::time::timeout(timeout, exchange)
             .await
@@ -105,7 +110,7 @@ impl HttpClient {
             Ok(Response { status, body })
         } else {
             Err(SendError::Transport {
-                message: format!("{target}: HTTP {status}: {body}"),
+                message: format!("{target}: HTTP {status}: {}", snippet(body.as_bytes())),
                 retryable: is_retryable_status(status),
                 retry_after,
             })
@@ -150,8 +155,42 @@ pub fn redact_url(url: &str) -> String {
     format!("{scheme}://{host}{port}/{first}{rest}{query}")
 }
 
+/// Hosts whose webhook URLs are themselves the credential.
+const CREDENTIAL_URL_HOSTS: &[&str] = &["hooks.slack.com", "discord.com", "outlook.office.com"];
+
+/// `url` with credentials masked as `***`, if it carries any: user info, a query string, or
+/// the path of a webhook host whose URLs are secrets. `None` when there is nothing to mask.
+pub fn masked_url(url: &str) -> Option<String> {
+    let uri = url.parse::<http::Uri>().ok()?;
+    let host = uri.host()?;
+    let has_userinfo = uri.authority().is_some_and(|a| a.as_str().contains('@'));
+    let secret_path = CREDENTIAL_URL_HOSTS.contains(&host);
+    if !has_userinfo && !secret_path && uri.query().is_none() {
+        return None;
+    }
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let user = if has_userinfo { "***@" } else { "" };
+    let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+    let path = if secret_path { "/***" } else { uri.path() };
+    let query = if uri.query().is_some() { "?***" } else { "" };
+    Some(format!("{scheme}://{user}{host}{port}{path}{query}"))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn masks_credential_urls_only() {
+        assert_eq!(masked_url("http://127.0.0.1:9/hook"), None);
+        assert_eq!(
+            masked_url("https://hooks.slack.com/services/T0/B0/sekrit").as_deref(),
+            Some("https://hooks.slack.com/***")
+        );
+        assert_eq!(
+            masked_url("https://u:p@example.com/x?token=t").as_deref(),
+            Some("https://***@example.com/x?***")
+        );
+    }
+
     use super::*;
 
     #[test]

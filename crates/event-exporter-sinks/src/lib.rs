@@ -1,6 +1,6 @@
 //! # event-exporter-sinks
 //!
-//! The receivers of event-exporter: [`webhook`], [`stdout`] and [`file`]. Each sink kind has a
+//! The receivers of event-exporter: [`webhook`], [`slack`], [`stdout`] and [`file`]. Each sink kind has a
 //! config type that validates its spec without I/O and then builds a [`Sink`]; [`build`] is
 //! the one place that maps a receiver's kind (`webhook:`, `stdout:`, ...) to its builder.
 
@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod encode;
 pub mod file;
 pub mod http;
+pub mod slack;
 pub mod stdout;
 pub mod webhook;
 
@@ -78,13 +79,13 @@ type Builder = fn(&BuildContext<'_>, &serde_yaml_ng::Value) -> Result<Box<dyn Si
 /// The sink kinds this build implements.
 const KINDS: &[(&str, Builder)] = &[
     ("webhook", webhook::build),
+    ("slack", slack::build),
     ("stdout", stdout::build),
     ("file", file::build),
 ];
 
 /// Receiver kinds upstream knows that this exporter does not implement (yet).
 const UPSTREAM_ONLY: &[&str] = &[
-    "slack",
     "elasticsearch",
     "opensearch",
     "kinesis",

@@ -58,6 +58,7 @@ impl Sink for StdoutSink {
         Ok(vec![Request {
             method: "WRITE".into(),
             url: "stdout:".into(),
+            redacted_url: None,
             headers: Vec::new(),
             body: self.encoding.encode(event)?,
         }])

@@ -74,7 +74,8 @@ pub struct WebhookRequestBuilder {
     encoding: Encoding,
 }
 
-fn check_url(url: &str) -> Result<(), String> {
+/// Checks that `url` is an absolute http(s) URL with a host.
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
@@ -162,9 +163,11 @@ impl WebhookRequestBuilder {
                 sensitive: h.sensitive,
             });
         }
+        let url = render("endpoint", &self.endpoint)?;
         Ok(Request {
             method: self.method.clone(),
-            url: render("endpoint", &self.endpoint)?,
+            redacted_url: crate::http::masked_url(&url),
+            url,
             headers,
             body: self.encoding.encode(event)?,
         })
