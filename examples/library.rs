@@ -27,7 +27,10 @@ fn main() -> ExitCode {
     let router = match Router::compile(&cfg.route, &names) {
         Ok(router) => router,
         Err(errors) => {
-            errors.iter().for_each(|e| eprintln!("{config}: {e}"));
+            errors
+                .errors
+                .iter()
+                .for_each(|e| eprintln!("{config}: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -59,7 +62,13 @@ fn main() -> ExitCode {
             match sink.render(event.view()) {
                 Ok(requests) => {
                     for r in requests {
-                        println!("event {n} -> {}: {} {} {}", sink.name(), r.method, r.url, r.body);
+                        println!(
+                            "event {n} -> {}: {} {} {}",
+                            sink.name(),
+                            r.method,
+                            r.url,
+                            r.body
+                        );
                     }
                 }
                 Err(e) => eprintln!("event {n} -> {}: {e}", sink.name()),

@@ -6,7 +6,10 @@ use event_exporter_core::{Config, EnrichedEvent, Router};
 
 /// The corpus directory.
 pub fn compat_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/compat"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/compat"
+    ))
 }
 
 /// Values for the `${VAR}` references of the corpus configs.

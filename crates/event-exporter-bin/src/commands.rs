@@ -45,7 +45,12 @@ pub(crate) fn check(config: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn report_bad_record(path: &Path, rec: &Record, err: &str, out: &mut impl Write) -> anyhow::Result<()> {
+fn report_bad_record(
+    path: &Path,
+    rec: &Record,
+    err: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     eprintln!("error: {}: {err}", path.display());
     writeln!(out, "{}", json!({"event": rec.index, "error": err}))?;
     Ok(())
@@ -66,7 +71,10 @@ pub(crate) fn route(config: &Path, events_path: &Path) -> anyhow::Result<ExitCod
         match &rec.event {
             Ok(ev) => {
                 loaded.router.route_into(&ev.view(), &mut reached);
-                let names: Vec<&str> = reached.iter().map(|id| loaded.router.receiver_name(*id)).collect();
+                let names: Vec<&str> = reached
+                    .iter()
+                    .map(|id| loaded.router.receiver_name(*id))
+                    .collect();
                 writeln!(out, "{}", json!({"event": rec.index, "receivers": names}))?;
             }
             Err(err) => {
@@ -76,7 +84,11 @@ pub(crate) fn route(config: &Path, events_path: &Path) -> anyhow::Result<ExitCod
         }
     }
     out.flush().context("writing output")?;
-    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn request_json(req: &event_exporter_core::sink::Request, show_secrets: bool) -> Value {
@@ -84,7 +96,11 @@ fn request_json(req: &event_exporter_core::sink::Request, show_secrets: bool) ->
         .headers
         .iter()
         .map(|h| {
-            let v = if h.sensitive && !show_secrets { "***" } else { h.value.as_str() };
+            let v = if h.sensitive && !show_secrets {
+                "***"
+            } else {
+                h.value.as_str()
+            };
             (h.name.clone(), Value::String(v.to_owned()))
         })
         .collect();
@@ -111,13 +127,18 @@ pub(crate) fn render(
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    if let Some(name) = only {
-        if !loaded.sinks.iter().any(|s| s.name() == name) {
-            anyhow::bail!(
-                "--receiver {name}: no such receiver (defined: {})",
-                loaded.sinks.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
-            );
-        }
+    if let Some(name) = only
+        && !loaded.sinks.iter().any(|s| s.name() == name)
+    {
+        anyhow::bail!(
+            "--receiver {name}: no such receiver (defined: {})",
+            loaded
+                .sinks
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     let records = events::read(events_path)?;
     let stdout = std::io::stdout();
@@ -135,7 +156,9 @@ pub(crate) fn render(
         };
         loaded.router.route_into(&ev.view(), &mut reached);
         for id in &reached {
-            let Some(sink) = loaded.sinks.get(id.index()) else { continue };
+            let Some(sink) = loaded.sinks.get(id.index()) else {
+                continue;
+            };
             if only.is_some_and(|n| n != sink.name()) {
                 continue;
             }
@@ -154,7 +177,11 @@ pub(crate) fn render(
         }
     }
     out.flush().context("writing output")?;
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT). If a handler cannot be installed, that signal is

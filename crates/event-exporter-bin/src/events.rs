@@ -37,7 +37,8 @@ pub(crate) fn parse(text: &str) -> Vec<Record> {
                 .enumerate()
                 .map(|(index, item)| Record {
                     index,
-                    event: EnrichedEvent::from_json_value(item).map_err(|e| format!("items[{index}]: {e}")),
+                    event: EnrichedEvent::from_json_value(item)
+                        .map_err(|e| format!("items[{index}]: {e}")),
                 })
                 .collect();
         }
@@ -54,7 +55,8 @@ pub(crate) fn parse(text: &str) -> Vec<Record> {
         .enumerate()
         .map(|(index, (lineno, line))| Record {
             index,
-            event: EnrichedEvent::from_json_str(line).map_err(|e| format!("line {}: {e}", lineno + 1)),
+            event: EnrichedEvent::from_json_str(line)
+                .map_err(|e| format!("line {}: {e}", lineno + 1)),
         })
         .collect()
 }
@@ -65,7 +67,8 @@ mod tests {
 
     #[test]
     fn json_lines_with_a_bad_line() {
-        let recs = parse("{\"metadata\":{\"name\":\"a\"}}\n\nnot json\n{\"metadata\":{\"name\":\"b\"}}\n");
+        let recs =
+            parse("{\"metadata\":{\"name\":\"a\"}}\n\nnot json\n{\"metadata\":{\"name\":\"b\"}}\n");
         assert_eq!(recs.len(), 3);
         assert!(recs[0].event.is_ok());
         assert_eq!(recs[1].index, 1);

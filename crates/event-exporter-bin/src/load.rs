@@ -16,15 +16,22 @@ pub(crate) struct Loaded {
 /// lists every problem found.
 pub(crate) fn load(path: &Path, build_sinks: bool) -> Result<Loaded, Vec<String>> {
     let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    let config = Config::load_file(path).map_err(|errs| errs.iter().map(|e| at(e)).collect::<Vec<_>>())?;
+    let config =
+        Config::load_file(path).map_err(|errs| errs.iter().map(|e| at(e)).collect::<Vec<_>>())?;
     let mut problems = Vec::new();
     let names: Vec<&str> = config.receivers.iter().map(|r| r.name.as_str()).collect();
-    let router = Router::compile(&config.route, &names)
-        .map_err(|errs| problems.extend(errs.iter().map(|e| at(e))));
+    let router = Router::compile(&config.route, &names).map_err(|errs| {
+        for w in &errs.warnings {
+            tracing::warn!("{}", at(w));
+        }
+        problems.extend(errs.errors.iter().map(|e| at(e)));
+    });
     let sinks = if build_sinks {
-        event_exporter_sinks::build_all(&config).map_err(|errs| problems.extend(errs.iter().map(|e| at(e))))
+        event_exporter_sinks::build_all(&config)
+            .map_err(|errs| problems.extend(errs.iter().map(|e| at(e))))
     } else {
-        event_exporter_sinks::check_names(&config).map_err(|errs| problems.extend(errs.iter().map(|e| at(e))))
+        event_exporter_sinks::check_names(&config)
+            .map_err(|errs| problems.extend(errs.iter().map(|e| at(e))))
             .map(|()| Vec::new())
     };
     match (router, sinks) {

@@ -16,7 +16,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "event-exporter", version, about)]
 struct Cli {
     /// The config file (as upstream; the watch itself is not available in this build).
-    #[arg(long = "config", visible_alias = "conf", global = true, value_name = "FILE")]
+    #[arg(
+        long = "config",
+        visible_alias = "conf",
+        global = true,
+        value_name = "FILE"
+    )]
     config: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -82,7 +87,11 @@ fn main() -> ExitCode {
         Some(Command::Run {
             events,
             shutdown_timeout,
-        }) => commands::run(&config, &events, std::time::Duration::from_secs(shutdown_timeout)),
+        }) => commands::run(
+            &config,
+            &events,
+            std::time::Duration::from_secs(shutdown_timeout),
+        ),
         None => Err(anyhow::anyhow!(
             "watching a cluster is not available in this build yet; use `check`, `route`, `render` or `run` (see --help)"
         )),

@@ -1,4 +1,5 @@
 //! `event-exporter run`: real deliveries to a real loopback HTTP server.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -143,7 +144,10 @@ fn every_event_is_delivered_once_despite_a_server_error() {
     assert!(out.status.success(), "{stderr}");
     let events = std::fs::read_to_string(root().join("examples/events.jsonl")).unwrap();
     let n = events.lines().count();
-    assert!(stderr.contains(&format!("hook: sent {n}, retried 1, failed 0, dropped 0")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("hook: sent {n}, retried 1, failed 0, dropped 0")),
+        "{stderr}"
+    );
     let seen = server.seen();
     assert_eq!(seen.len(), n + 1);
     // Exactly once each among the accepted requests, in input order.
@@ -154,17 +158,31 @@ fn every_event_is_delivered_once_despite_a_server_error() {
         .collect();
     let uids: Vec<String> = events
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["metadata"]["uid"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["metadata"]["uid"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
-    let got: Vec<&str> = accepted.iter().map(|b| b["uid"].as_str().unwrap()).collect();
+    let got: Vec<&str> = accepted
+        .iter()
+        .map(|b| b["uid"].as_str().unwrap())
+        .collect();
     assert_eq!(got, uids);
     // The failed attempt and its retry carried the same body.
     assert_eq!(seen[0].body, seen[1].body);
     for c in &seen {
         assert_eq!(c.method, "POST");
         assert_eq!(c.path, "/hook");
-        assert!(c.headers.contains(&("authorization".into(), "Bearer s3cr3t-token".into())));
-        assert!(c.headers.contains(&("content-type".into(), "application/json".into())));
+        assert!(
+            c.headers
+                .contains(&("authorization".into(), "Bearer s3cr3t-token".into()))
+        );
+        assert!(
+            c.headers
+                .contains(&("content-type".into(), "application/json".into()))
+        );
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -176,8 +194,17 @@ fn a_permanent_error_is_given_up_logged_without_secrets_and_fails_the_run() {
     let out = exporter(&config(&dir, server.port));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let n = std::fs::read_to_string(root().join("examples/events.jsonl")).unwrap().lines().count();
-    assert!(stderr.contains(&format!("hook: sent {}, retried 0, failed 1, dropped 0", n - 1)), "{stderr}");
+    let n = std::fs::read_to_string(root().join("examples/events.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        stderr.contains(&format!(
+            "hook: sent {}, retried 0, failed 1, dropped 0",
+            n - 1
+        )),
+        "{stderr}"
+    );
     assert!(stderr.contains("delivery given up"), "{stderr}");
     assert!(stderr.contains("HTTP 400"), "{stderr}");
     assert!(!stderr.contains("s3cr3t-token"), "{stderr}");

@@ -104,7 +104,11 @@ fn opt_str(s: &Option<String>) -> &str {
 impl<'a> Event<'a> {
     /// A view over parts that may be owned in different places (the watcher keeps the event,
     /// the enrichment cache keeps the enrichment).
-    pub fn new(event: &'a CoreEvent, enrichment: &'a ObjectEnrichment, cluster_name: &'a str) -> Self {
+    pub fn new(
+        event: &'a CoreEvent,
+        enrichment: &'a ObjectEnrichment,
+        cluster_name: &'a str,
+    ) -> Self {
         Self {
             event,
             enrichment,
@@ -195,6 +199,21 @@ impl<'a> Event<'a> {
         self.event.count.unwrap_or(0)
     }
 
+    /// When this occurrence happened, in Unix milliseconds: `series.lastObservedTime`, else
+    /// `lastTimestamp`, else `eventTime`, else `firstTimestamp`, else the event's creation time.
+    /// `None` when the event carries no time at all.
+    pub fn occurred_at_ms(&self) -> Option<i64> {
+        let raw = self.event;
+        raw.series
+            .as_ref()
+            .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0))
+            .or_else(|| raw.last_timestamp.as_ref().map(|t| t.0))
+            .or_else(|| raw.event_time.as_ref().map(|t| t.0))
+            .or_else(|| raw.first_timestamp.as_ref().map(|t| t.0))
+            .or_else(|| raw.metadata.creation_timestamp.as_ref().map(|t| t.0))
+            .map(|ts| ts.as_millisecond())
+    }
+
     /// A label of the involved object.
     pub fn label(&self, key: &str) -> Option<&'a str> {
         self.enrichment
@@ -236,6 +255,23 @@ mod tests {
         assert_eq!(v.count(), 3);
         assert_eq!(v.component(), "kubelet");
         assert_eq!(v.cluster_name(), "prod");
+        assert_eq!(v.occurred_at_ms(), None);
+    }
+
+    #[test]
+    fn occurrence_time_prefers_the_latest_observation() {
+        let ev = EnrichedEvent::from_json_str(
+            r#"{"metadata":{"creationTimestamp":"2026-11-23T10:00:00Z"},"involvedObject":{},
+                "firstTimestamp":"2026-11-23T10:00:01Z","lastTimestamp":"2026-11-23T10:00:02Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(ev.view().occurred_at_ms(), Some(1_795_428_002_000));
+        let series = EnrichedEvent::from_json_str(
+            r#"{"metadata":{},"involvedObject":{},"eventTime":"2026-11-23T10:00:00.500000Z",
+                "series":{"count":3,"lastObservedTime":"2026-11-23T10:05:00.250000Z"}}"#,
+        )
+        .unwrap();
+        assert_eq!(series.view().occurred_at_ms(), Some(1_795_428_300_250));
     }
 
     #[test]

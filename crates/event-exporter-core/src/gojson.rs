@@ -177,7 +177,10 @@ mod tests {
     #[test]
     fn sorts_keys_and_indents() {
         let v = json!({"b": [1, {"y": null, "x": true}], "a": {}, "c": []});
-        assert_eq!(to_string(&v), r#"{"a":{},"b":[1,{"x":true,"y":null}],"c":[]}"#);
+        assert_eq!(
+            to_string(&v),
+            r#"{"a":{},"b":[1,{"x":true,"y":null}],"c":[]}"#
+        );
         assert_eq!(
             to_string_pretty(&v),
             "{\n  \"a\": {},\n  \"b\": [\n    1,\n    {\n      \"x\": true,\n      \"y\": null\n    }\n  ],\n  \"c\": []\n}"

@@ -87,7 +87,11 @@ impl Layout {
         }
     }
 
-    fn compile_into(value: &serde_yaml_ng::Value, place: &str, errors: &mut Vec<LayoutError>) -> Self {
+    fn compile_into(
+        value: &serde_yaml_ng::Value,
+        place: &str,
+        errors: &mut Vec<LayoutError>,
+    ) -> Self {
         use serde_yaml_ng::Value as Y;
         match value {
             Y::String(s) => match Template::parse(s) {
@@ -126,14 +130,20 @@ impl Layout {
         self.render_at(event, &mut String::new())
     }
 
-    fn render_at(&self, event: Event<'_>, place: &mut String) -> Result<serde_json::Value, LayoutRenderError> {
+    fn render_at(
+        &self,
+        event: Event<'_>,
+        place: &mut String,
+    ) -> Result<serde_json::Value, LayoutRenderError> {
         Ok(match self {
-            Layout::Template(t) => serde_json::Value::String(t.render_to_string(event).map_err(
-                |source| LayoutRenderError {
-                    place: format!("layout{place}"),
-                    source,
-                },
-            )?),
+            Layout::Template(t) => {
+                serde_json::Value::String(t.render_to_string(event).map_err(|source| {
+                    LayoutRenderError {
+                        place: format!("layout{place}"),
+                        source,
+                    }
+                })?)
+            }
             Layout::Map(map) => {
                 let mut out = serde_json::Map::new();
                 for (k, v) in map {

@@ -65,7 +65,9 @@ impl fmt::Debug for Pattern {
 
 /// A pattern that is neither a valid regular expression nor a valid glob.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{pattern}` is neither a valid regular expression ({regex_error}) nor a valid glob ({glob_error})")]
+#[error(
+    "`{pattern}` is neither a valid regular expression ({regex_error}) nor a valid glob ({glob_error})"
+)]
 pub struct PatternError {
     /// The pattern as written.
     pub pattern: String,
@@ -110,7 +112,10 @@ fn classify(hir: &Hir) -> Option<(bool, &str, bool)> {
         return None;
     };
     let mut items: &[Hir] = items;
-    let start = matches!(items.first().map(Hir::kind), Some(HirKind::Look(Look::Start)));
+    let start = matches!(
+        items.first().map(Hir::kind),
+        Some(HirKind::Look(Look::Start))
+    );
     if start {
         items = &items[1..];
     }
@@ -147,7 +152,9 @@ fn go_syntax_error(source: &str) -> Option<regex::Error> {
     }
     let ast = regex_syntax::ast::parse::Parser::new().parse(source).ok()?;
     visit(&ast, Nested).err().map(|()| {
-        regex::Error::Syntax("invalid nested repetition operator (as Go's regexp reports)".to_owned())
+        regex::Error::Syntax(
+            "invalid nested repetition operator (as Go's regexp reports)".to_owned(),
+        )
     })
 }
 
@@ -200,11 +207,18 @@ impl Pattern {
         };
         // The regex crate accepted it, so its syntax parses; pick a cheaper strategy if the
         // tree allows. Should the parse disagree, the regex engine is always right.
-        let imp = match regex_syntax::Parser::new().parse(source).ok().as_ref().and_then(classify) {
+        let imp = match regex_syntax::Parser::new()
+            .parse(source)
+            .ok()
+            .as_ref()
+            .and_then(classify)
+        {
             Some((false, "", false)) | Some((true, "", false)) | Some((false, "", true)) => {
                 Imp::Always
             }
-            Some((false, lit, false)) => Imp::Contains(memmem::Finder::new(lit.as_bytes()).into_owned()),
+            Some((false, lit, false)) => {
+                Imp::Contains(memmem::Finder::new(lit.as_bytes()).into_owned())
+            }
             Some((true, lit, true)) => Imp::Equals(lit.into()),
             Some((true, lit, false)) => Imp::Prefix(lit.into()),
             Some((false, lit, true)) => Imp::Suffix(lit.into()),
@@ -278,7 +292,10 @@ mod tests {
         assert_eq!(p("^kube-").strategy(), Strategy::Prefix);
         assert_eq!(p("internal$").strategy(), Strategy::Suffix);
         assert_eq!(p("").strategy(), Strategy::Always);
-        assert_eq!(p("cluster\\.x-k8s\\.io/v1beta2").strategy(), Strategy::Contains);
+        assert_eq!(
+            p("cluster\\.x-k8s\\.io/v1beta2").strategy(),
+            Strategy::Contains
+        );
         assert_eq!(p("Pod|Node").strategy(), Strategy::Regex);
         assert_eq!(p("(?i)warning").strategy(), Strategy::Regex);
         assert_eq!(p("^$").strategy(), Strategy::Equals);
@@ -330,7 +347,10 @@ mod tests {
     fn nested_repetition_is_not_a_regex_as_in_go() {
         for src in ["a**", "a+*", "x{2}*"] {
             let (pat, fallback) = Pattern::compile(src).unwrap();
-            assert!(fallback.unwrap().regex_error.contains("nested repetition"), "{src}");
+            assert!(
+                fallback.unwrap().regex_error.contains("nested repetition"),
+                "{src}"
+            );
             assert_ne!(pat.strategy(), Strategy::Regex, "{src}");
         }
         assert!(Pattern::compile("a+*").unwrap().0.is_match("a+b"));
@@ -342,6 +362,9 @@ mod tests {
     fn neither_regex_nor_glob_is_an_error() {
         let err = Pattern::compile("[a-").unwrap_err();
         assert_eq!(err.pattern, "[a-");
-        assert!(err.to_string().contains("neither a valid regular expression"));
+        assert!(
+            err.to_string()
+                .contains("neither a valid regular expression")
+        );
     }
 }

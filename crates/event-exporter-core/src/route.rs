@@ -103,7 +103,10 @@ impl Matcher for Rule {
         self.fields
             .iter()
             .all(|(field, pattern)| pattern.is_match(field.get(event)))
-            && self.labels.iter().all(|(k, p)| event.label(k).is_some_and(|v| p.is_match(v)))
+            && self
+                .labels
+                .iter()
+                .all(|(k, p)| event.label(k).is_some_and(|v| p.is_match(v)))
             && self
                 .annotations
                 .iter()
@@ -195,6 +198,17 @@ impl std::fmt::Display for GlobWarning {
             self.place, self.pattern, self.regex_error
         )
     }
+}
+
+/// Why a route tree did not compile: every error, and the warnings found on the way (so a
+/// user fixing the errors sees those too).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct RouteErrors {
+    /// The errors, in config order.
+    pub errors: Vec<RouteError>,
+    /// Patterns compiled as globs.
+    pub warnings: Vec<GlobWarning>,
 }
 
 /// The compiled route tree and the receiver names it refers to.
@@ -323,7 +337,10 @@ impl Compiler<'_> {
 impl Router {
     /// Compiles the route tree rooted at `root` (the config's `route`), resolving receiver names
     /// against `receivers`. Every problem is reported, not only the first.
-    pub fn compile<S: AsRef<str>>(root: &RouteConfig, receivers: &[S]) -> Result<Self, Vec<RouteError>> {
+    pub fn compile<S: AsRef<str>>(
+        root: &RouteConfig,
+        receivers: &[S],
+    ) -> Result<Self, RouteErrors> {
         let mut compiler = Compiler {
             ids: HashMap::new(),
             errors: Vec::new(),
@@ -336,7 +353,10 @@ impl Router {
         }
         let root = compiler.route("route", root);
         if !compiler.errors.is_empty() {
-            return Err(compiler.errors);
+            return Err(RouteErrors {
+                errors: compiler.errors,
+                warnings: compiler.warnings,
+            });
         }
         Ok(Self {
             root,
@@ -405,11 +425,17 @@ mod tests {
         let r = router(&format!(
             "route:\n  routes:\n  - drop: [{{namespace: '^kube-'}}]\n    match:\n    - {{kind: Pod, receiver: a}}\n    - {{type: Warning, receiver: b}}\n    routes:\n    - match: [{{receiver: a}}]\n{RECEIVERS}"
         ));
-        let pod_warn = ev(r#"{"metadata":{"namespace":"default"},"involvedObject":{"kind":"Pod"},"type":"Warning"}"#);
+        let pod_warn = ev(
+            r#"{"metadata":{"namespace":"default"},"involvedObject":{"kind":"Pod"},"type":"Warning"}"#,
+        );
         assert_eq!(names(&r, &pod_warn), ["a", "b", "a"]);
-        let pod_normal = ev(r#"{"metadata":{"namespace":"default"},"involvedObject":{"kind":"Pod"},"type":"Normal"}"#);
+        let pod_normal = ev(
+            r#"{"metadata":{"namespace":"default"},"involvedObject":{"kind":"Pod"},"type":"Normal"}"#,
+        );
         assert_eq!(names(&r, &pod_normal), ["a"]);
-        let dropped = ev(r#"{"metadata":{"namespace":"kube-system"},"involvedObject":{"kind":"Pod"},"type":"Warning"}"#);
+        let dropped = ev(
+            r#"{"metadata":{"namespace":"kube-system"},"involvedObject":{"kind":"Pod"},"type":"Warning"}"#,
+        );
         assert!(names(&r, &dropped).is_empty());
     }
 
@@ -419,7 +445,10 @@ mod tests {
             "route:\n  match:\n  - {{labels: {{version: dev}}, receiver: a}}\n  - {{minCount: 3, receiver: b}}\n{RECEIVERS}"
         ));
         assert_eq!(
-            names(&r, &ev(r#"{"metadata":{},"involvedObject":{"labels":{"version":"dev-2"}},"count":3}"#)),
+            names(
+                &r,
+                &ev(r#"{"metadata":{},"involvedObject":{"labels":{"version":"dev-2"}},"count":3}"#)
+            ),
             ["a", "b"]
         );
         assert!(names(&r, &ev(r#"{"metadata":{},"involvedObject":{},"count":2}"#)).is_empty());
@@ -431,18 +460,26 @@ mod tests {
             "route:\n  routes:\n  - match: [{receiver: nope}]\n  - drop: [{reason: '[a-'}]\n",
         )
         .unwrap();
-        let errs = Router::compile(&cfg.route, &[] as &[&str]).unwrap_err();
+        let errs = Router::compile(&cfg.route, &[] as &[&str])
+            .unwrap_err()
+            .errors;
         assert_eq!(errs.len(), 2);
         assert_eq!(
             errs[0].to_string(),
             "route.routes[0].match[0].receiver: receiver `nope` is not defined in `receivers`"
         );
-        assert!(errs[1].to_string().starts_with("route.routes[1].drop[0].reason: `[a-`"));
+        assert!(
+            errs[1]
+                .to_string()
+                .starts_with("route.routes[1].drop[0].reason: `[a-`")
+        );
     }
 
     #[test]
     fn glob_fallback_warns_with_place() {
-        let r = router(&format!("route:\n  routes:\n  - drop: [{{namespace: '*test*'}}]\n{RECEIVERS}"));
+        let r = router(&format!(
+            "route:\n  routes:\n  - drop: [{{namespace: '*test*'}}]\n{RECEIVERS}"
+        ));
         assert_eq!(r.warnings().len(), 1);
         assert_eq!(r.warnings()[0].place, "route.routes[0].drop[0].namespace");
         assert!(r.warnings()[0].to_string().contains("anchored glob"));

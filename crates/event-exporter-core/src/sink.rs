@@ -43,9 +43,10 @@ impl Request {
     /// Whether the body is JSON (by its content type, or for line-writing sinks always).
     pub fn is_json(&self) -> bool {
         self.method == "WRITE"
-            || self.headers.iter().any(|h| {
-                h.name.eq_ignore_ascii_case("content-type") && h.value.contains("json")
-            })
+            || self
+                .headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("content-type") && h.value.contains("json"))
     }
 }
 
@@ -148,7 +149,13 @@ impl SendError {
 
     /// Whether a retry may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Transport { retryable: true, .. })
+        matches!(
+            self,
+            Self::Transport {
+                retryable: true,
+                ..
+            }
+        )
     }
 
     /// The wait the receiver asked for, if any.

@@ -1,13 +1,17 @@
 //! Replays the compatibility corpus (tests/fixtures/compat) through the route engine: every
 //! event of events.jsonl through every config must reach exactly the receivers Go's exporter
 //! reaches, in the same order and multiplicity.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 
 use event_exporter_core::{Config, EnrichedEvent, Router};
 
 fn compat() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/compat"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/compat"
+    ))
 }
 
 fn test_env(name: &str) -> Option<String> {
@@ -44,9 +48,12 @@ fn every_config_routes_every_event_as_go_does() {
         let cfg = Config::load_str(&text, test_env).unwrap();
         let names: Vec<&str> = cfg.receivers.iter().map(|r| r.name.as_str()).collect();
         let router = Router::compile(&cfg.route, &names).unwrap();
-        let expected = std::fs::read_to_string(compat().join("routes").join(format!("{stem}.jsonl"))).unwrap();
-        let expected: Vec<serde_json::Value> =
-            expected.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let expected =
+            std::fs::read_to_string(compat().join("routes").join(format!("{stem}.jsonl"))).unwrap();
+        let expected: Vec<serde_json::Value> = expected
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(expected.len(), events.len(), "{stem}");
         for (i, (ev, want)) in events.iter().zip(&expected).enumerate() {
             assert_eq!(want["i"], i, "{stem}: routes file out of order");
@@ -65,12 +72,20 @@ fn every_config_routes_every_event_as_go_does() {
             }
         }
     }
-    assert!(reached > 1000, "the corpus should reach receivers often ({reached})");
+    assert!(
+        reached > 1000,
+        "the corpus should reach receivers often ({reached})"
+    );
     assert!(
         failures.is_empty(),
         "{} routing mismatches:\n{}",
         failures.len(),
-        failures.iter().take(30).cloned().collect::<Vec<_>>().join("\n")
+        failures
+            .iter()
+            .take(30)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -88,10 +103,8 @@ fn apply_glob_departure(config: &str, ev: &EnrichedEvent, want: &mut Vec<&str>) 
     }
     let ns = ev.view().namespace();
     let glob_matches = ns.contains("test"); // `*test*`, anchored
-    if glob_matches {
-        if let Some(pos) = want.iter().position(|r| *r == "critical-events-queue") {
-            want.remove(pos);
-        }
+    if glob_matches && let Some(pos) = want.iter().position(|r| *r == "critical-events-queue") {
+        want.remove(pos);
     }
 }
 
@@ -104,7 +117,12 @@ fn the_glob_departure_changes_only_test_namespaces_in_upstream_readme() {
     let mut changed = 0;
     for (ev, line) in events.iter().zip(expected.lines()) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let mut want: Vec<&str> = v["receivers"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+        let mut want: Vec<&str> = v["receivers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
         let before = want.len();
         apply_glob_departure("upstream-readme", ev, &mut want);
         if want.len() != before {

@@ -1,6 +1,7 @@
 //! Routing allocates nothing: every corpus event through every corpus config, counted by an
 //! instrumented global allocator. (This file holds one test so no other thread allocates
 //! while it measures.)
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::alloc::System;
 use std::path::PathBuf;
@@ -12,7 +13,10 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 fn compat() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/compat"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/compat"
+    ))
 }
 
 #[test]

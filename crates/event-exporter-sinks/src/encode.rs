@@ -38,7 +38,9 @@ impl Encoding {
         let layout = match layout {
             None | Some(serde_yaml_ng::Value::Null) => None,
             Some(value) => Some(Layout::compile(value, "layout").map_err(|errs| {
-                errs.into_iter().map(|e| ctx.error(e.to_string())).collect::<Vec<_>>()
+                errs.into_iter()
+                    .map(|e| ctx.error(e.to_string()))
+                    .collect::<Vec<_>>()
             })?),
         };
         Ok(Self { layout, de_dot })
@@ -65,13 +67,13 @@ impl Encoding {
 }
 
 fn de_dot_map(map: &mut Option<BTreeMap<String, String>>) {
-    if let Some(m) = map {
-        if m.keys().any(|k| k.contains('.')) {
-            *m = std::mem::take(m)
-                .into_iter()
-                .map(|(k, v)| (k.replace('.', "_"), v))
-                .collect();
-        }
+    if let Some(m) = map
+        && m.keys().any(|k| k.contains('.'))
+    {
+        *m = std::mem::take(m)
+            .into_iter()
+            .map(|(k, v)| (k.replace('.', "_"), v))
+            .collect();
     }
 }
 

@@ -76,7 +76,9 @@ impl Sink for FileSink {
     async fn send(&self, delivery: &Delivery) -> Result<(), SendError> {
         let mut line = self.encoding.encode(delivery.event.view())?;
         line.push('\n');
-        let io = |e: std::io::Error| SendError::retryable(format!("writing {}: {e}", self.path.display()));
+        let io = |e: std::io::Error| {
+            SendError::retryable(format!("writing {}: {e}", self.path.display()))
+        };
         let mut guard = self.file.lock().await;
         if guard.is_none() {
             let file = tokio::fs::OpenOptions::new()
@@ -96,7 +98,9 @@ impl Sink for FileSink {
 
     async fn close(&self) -> Result<(), SendError> {
         if let Some(file) = self.file.lock().await.as_mut() {
-            file.sync_all().await.map_err(|e| SendError::permanent(format!("syncing {}: {e}", self.path.display())))?;
+            file.sync_all().await.map_err(|e| {
+                SendError::permanent(format!("syncing {}: {e}", self.path.display()))
+            })?;
         }
         Ok(())
     }

@@ -103,9 +103,12 @@ impl HttpClient {
             let body = String::from_utf8_lossy(&body[..body.len().min(MAX_BODY)]).into_owned();
             Ok::<_, SendError>((status, retry_after, body))
         };
-        let (status, retry_after, body) = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| SendError::retryable(format!("{target}: no response within {timeout:?}")))??;
+        let (status, retry_after, body) =
+            tokio::time::timeout(timeout, exchange)
+                .await
+                .map_err(|_| {
+                    SendError::retryable(format!("{target}: no response within {timeout:?}"))
+                })??;
         if (200..300).contains(&status) {
             Ok(Response { status, body })
         } else {
@@ -145,12 +148,12 @@ pub fn redact_url(url: &str) -> String {
     let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
     // Paths can carry secrets too (Slack incoming webhooks): keep the first segment only.
     let path = uri.path();
-    let first = path
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or("");
-    let rest = if path.trim_start_matches('/').len() > first.len() { "/…" } else { "" };
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let rest = if path.trim_start_matches('/').len() > first.len() {
+        "/…"
+    } else {
+        ""
+    };
     let query = if uri.query().is_some() { "?…" } else { "" };
     format!("{scheme}://{host}{port}/{first}{rest}{query}")
 }
@@ -215,6 +218,9 @@ mod tests {
             redact_url("https://user:pw@hooks.example.com/services/x?token=abc"),
             "https://hooks.example.com/services/…?…"
         );
-        assert_eq!(redact_url("http://127.0.0.1:8080/a"), "http://127.0.0.1:8080/a");
+        assert_eq!(
+            redact_url("http://127.0.0.1:8080/a"),
+            "http://127.0.0.1:8080/a"
+        );
     }
 }

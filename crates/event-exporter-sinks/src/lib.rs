@@ -1,12 +1,13 @@
 //! # event-exporter-sinks
 //!
-//! The receivers of event-exporter: [`webhook`], [`slack`], [`stdout`] and [`file`]. Each sink kind has a
+//! The receivers of event-exporter: [`webhook`], [`slack`], [`grafana`], [`stdout`] and [`file`]. Each sink kind has a
 //! config type that validates its spec without I/O and then builds a [`Sink`]; [`build`] is
 //! the one place that maps a receiver's kind (`webhook:`, `stdout:`, ...) to its builder.
 
 pub mod delivery;
 pub mod encode;
 pub mod file;
+pub mod grafana;
 pub mod http;
 pub mod slack;
 pub mod stdout;
@@ -74,12 +75,14 @@ impl BuildContext<'_> {
     }
 }
 
-type Builder = fn(&BuildContext<'_>, &serde_yaml_ng::Value) -> Result<Box<dyn Sink>, Vec<SinkConfigError>>;
+type Builder =
+    fn(&BuildContext<'_>, &serde_yaml_ng::Value) -> Result<Box<dyn Sink>, Vec<SinkConfigError>>;
 
 /// The sink kinds this build implements.
 const KINDS: &[(&str, Builder)] = &[
     ("webhook", webhook::build),
     ("slack", slack::build),
+    ("grafana", grafana::build),
     ("stdout", stdout::build),
     ("file", file::build),
 ];
@@ -110,7 +113,10 @@ pub fn kinds() -> impl Iterator<Item = &'static str> {
 }
 
 /// Builds one receiver's sink.
-pub fn build(index: usize, receiver: &ReceiverConfig) -> Result<Box<dyn Sink>, Vec<SinkConfigError>> {
+pub fn build(
+    index: usize,
+    receiver: &ReceiverConfig,
+) -> Result<Box<dyn Sink>, Vec<SinkConfigError>> {
     let ctx = BuildContext {
         index,
         name: &receiver.name,
@@ -164,17 +170,34 @@ pub fn check_names(config: &Config) -> Result<(), Vec<SinkConfigError>> {
         };
         if receiver.name.trim().is_empty() {
             errors.push(error("name: must not be empty".into()));
-        } else if let Some(first) = config.receivers[..index].iter().position(|r| r.name == receiver.name) {
-            errors.push(error(format!("duplicate receiver name (first defined at receivers[{first}])")));
+        } else if let Some(first) = config.receivers[..index]
+            .iter()
+            .position(|r| r.name == receiver.name)
+        {
+            errors.push(error(format!(
+                "duplicate receiver name (first defined at receivers[{first}])"
+            )));
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// Whether a header carries a secret, judged by its name.
 pub fn is_sensitive_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    ["authorization", "token", "secret", "password", "api-key", "apikey", "cookie"]
-        .iter()
-        .any(|needle| lower.contains(needle))
+    [
+        "authorization",
+        "token",
+        "secret",
+        "password",
+        "api-key",
+        "apikey",
+        "cookie",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
 }

@@ -1,5 +1,6 @@
 //! The delivery machinery: retries on tokio's paused clock, isolation between receivers,
 //! drop-oldest queues, ordered delivery, and shutdown deadlines.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -50,7 +51,11 @@ impl Sink for Shared {
         Ok(Vec::new())
     }
     async fn send(&self, d: &Delivery) -> Result<(), SendError> {
-        self.0.seen.lock().unwrap().push((d.id.uid.clone(), Instant::now()));
+        self.0
+            .seen
+            .lock()
+            .unwrap()
+            .push((d.id.uid.clone(), Instant::now()));
         if let Some(stall) = self.0.stall {
             tokio::time::sleep(stall).await;
         }
@@ -60,7 +65,10 @@ impl Sink for Shared {
 
 fn router(names: &[&str]) -> Router {
     // Every event goes to every receiver listed, in order.
-    let matches: String = names.iter().map(|n| format!("  - receiver: {n}\n")).collect();
+    let matches: String = names
+        .iter()
+        .map(|n| format!("  - receiver: {n}\n"))
+        .collect();
     let cfg = Config::from_yaml(&format!("route:\n  match:\n{matches}")).unwrap();
     Router::compile(&cfg.route, names).unwrap()
 }
@@ -97,21 +105,43 @@ async fn settle() {
 async fn transient_failures_are_retried_with_backoff_then_delivered_once() {
     let sink = Scripted::new(
         "a",
-        vec![Err(SendError::retryable("reset")), Err(SendError::retryable("HTTP 503")), Ok(())],
+        vec![
+            Err(SendError::retryable("reset")),
+            Err(SendError::retryable("HTTP 503")),
+            Ok(()),
+        ],
         None,
     );
-    let d = Dispatcher::start(router(&["a"]), vec![Box::new(Shared(sink.clone()))], options(8));
+    let d = Dispatcher::start(
+        router(&["a"]),
+        vec![Box::new(Shared(sink.clone()))],
+        options(8),
+    );
     assert_eq!(d.dispatch(event("e1")), 1);
     let stats = d.shutdown(Duration::from_secs(120)).await;
-    assert_eq!(stats[0].1, StatsSnapshot { sent: 1, retried: 2, failed: 0, dropped: 0 });
+    assert_eq!(
+        stats[0].1,
+        StatsSnapshot {
+            sent: 1,
+            retried: 2,
+            failed: 0,
+            dropped: 0
+        }
+    );
     let seen = sink.seen();
     assert_eq!(seen.len(), 3);
     assert!(seen.iter().all(|(uid, _)| uid == "e1"));
     // Equal-jitter exponential backoff: 0.5–1 s, then 1–2 s.
     let first = seen[1].1 - seen[0].1;
     let second = seen[2].1 - seen[1].1;
-    assert!(first >= Duration::from_millis(500) && first <= Duration::from_secs(1), "{first:?}");
-    assert!(second >= Duration::from_secs(1) && second <= Duration::from_secs(2), "{second:?}");
+    assert!(
+        first >= Duration::from_millis(500) && first <= Duration::from_secs(1),
+        "{first:?}"
+    );
+    assert!(
+        second >= Duration::from_secs(1) && second <= Duration::from_secs(2),
+        "{second:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -122,7 +152,11 @@ async fn retry_after_is_honoured() {
         retry_after: Some(Duration::from_secs(7)),
     };
     let sink = Scripted::new("a", vec![Err(limited), Ok(())], None);
-    let d = Dispatcher::start(router(&["a"]), vec![Box::new(Shared(sink.clone()))], options(8));
+    let d = Dispatcher::start(
+        router(&["a"]),
+        vec![Box::new(Shared(sink.clone()))],
+        options(8),
+    );
     d.dispatch(event("e1"));
     d.shutdown(Duration::from_secs(120)).await;
     let seen = sink.seen();
@@ -142,11 +176,23 @@ async fn permanent_failures_and_exhausted_retries_are_counted_not_retried_foreve
         ],
         None,
     );
-    let d = Dispatcher::start(router(&["a"]), vec![Box::new(Shared(sink.clone()))], options(8));
+    let d = Dispatcher::start(
+        router(&["a"]),
+        vec![Box::new(Shared(sink.clone()))],
+        options(8),
+    );
     d.dispatch(event("bad"));
     d.dispatch(event("flaky"));
     let stats = d.shutdown(Duration::from_secs(600)).await;
-    assert_eq!(stats[0].1, StatsSnapshot { sent: 0, retried: 3, failed: 2, dropped: 0 });
+    assert_eq!(
+        stats[0].1,
+        StatsSnapshot {
+            sent: 0,
+            retried: 3,
+            failed: 2,
+            dropped: 0
+        }
+    );
     assert_eq!(sink.seen().len(), 1 + 4);
 }
 
@@ -156,7 +202,10 @@ async fn a_stuck_receiver_neither_blocks_others_nor_grows_without_bound() {
     let fast = Scripted::new("fast", vec![], None);
     let d = Dispatcher::start(
         router(&["stuck", "fast"]),
-        vec![Box::new(Shared(stuck.clone())), Box::new(Shared(fast.clone()))],
+        vec![
+            Box::new(Shared(stuck.clone())),
+            Box::new(Shared(fast.clone())),
+        ],
         options(3),
     );
     for i in 0..10 {
@@ -165,21 +214,44 @@ async fn a_stuck_receiver_neither_blocks_others_nor_grows_without_bound() {
     }
     // The fast receiver got everything, in order, while the stuck one still holds e0.
     let fast_seen: Vec<String> = fast.seen().into_iter().map(|(u, _)| u).collect();
-    assert_eq!(fast_seen, (0..10).map(|i| format!("e{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        fast_seen,
+        (0..10).map(|i| format!("e{i}")).collect::<Vec<_>>()
+    );
     assert_eq!(stuck.seen().len(), 1);
     assert_eq!(d.queue_depths()[0], ("stuck", 3));
     // e1..e6 were pushed out of the 3-slot queue by newer events.
     assert_eq!(d.stats()[0].1.dropped, 6);
     // At the shutdown deadline the 3 queued and the 1 in flight are counted as dropped.
     let stats = d.shutdown(Duration::from_secs(5)).await;
-    assert_eq!(stats[0].1, StatsSnapshot { sent: 0, retried: 0, failed: 0, dropped: 10 });
-    assert_eq!(stats[1].1, StatsSnapshot { sent: 10, retried: 0, failed: 0, dropped: 0 });
+    assert_eq!(
+        stats[0].1,
+        StatsSnapshot {
+            sent: 0,
+            retried: 0,
+            failed: 0,
+            dropped: 10
+        }
+    );
+    assert_eq!(
+        stats[1].1,
+        StatsSnapshot {
+            sent: 10,
+            retried: 0,
+            failed: 0,
+            dropped: 0
+        }
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_receiver_reached_twice_gets_two_deliveries_in_order() {
     let sink = Scripted::new("a", vec![], None);
-    let d = Dispatcher::start(router(&["a", "a"]), vec![Box::new(Shared(sink.clone()))], options(16));
+    let d = Dispatcher::start(
+        router(&["a", "a"]),
+        vec![Box::new(Shared(sink.clone()))],
+        options(16),
+    );
     for i in 0..3 {
         assert_eq!(d.dispatch(event(&format!("e{i}"))), 2);
     }

@@ -1,5 +1,6 @@
 //! The Slack sink against a fake Slack on loopback: the seed app's upgrade thread, retries
 //! of transient failures, permanent errors, incoming webhooks, and config validation.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 
@@ -10,12 +11,16 @@ use event_exporter_core::config::Config;
 use event_exporter_core::{EnrichedEvent, Router};
 use event_exporter_sinks::delivery::{DispatchOptions, Dispatcher, RetryPolicy, StatsSnapshot};
 use serde_json::json;
-use support::fake_slack::{Fault, FakeSlack};
+use support::fake_slack::{FakeSlack, Fault};
 
 const TOKEN: &str = "xoxb-test-token";
 
 fn compat(path: &str) -> String {
-    std::fs::read_to_string(format!("{}/../../tests/fixtures/compat/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/../../tests/fixtures/compat/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 fn fast_retries() -> DispatchOptions {
@@ -41,8 +46,16 @@ fn seed(fake: &FakeSlack) -> (Router, Config) {
         _ => None,
     })
     .unwrap();
-    let slack = cfg.receivers.iter_mut().find(|r| r.name == "slack-upgrade").unwrap();
-    slack.spec.as_mapping_mut().unwrap().insert("apiURL".into(), fake.api_url().into());
+    let slack = cfg
+        .receivers
+        .iter_mut()
+        .find(|r| r.name == "slack-upgrade")
+        .unwrap();
+    slack
+        .spec
+        .as_mapping_mut()
+        .unwrap()
+        .insert("apiURL".into(), fake.api_url().into());
     let names: Vec<&str> = cfg.receivers.iter().map(|r| r.name.as_str()).collect();
     (Router::compile(&cfg.route, &names).unwrap(), cfg)
 }
@@ -66,19 +79,50 @@ async fn the_seed_upgrade_thread_start_progress_completion_and_reaction() {
     let (router, cfg) = seed(&fake);
     let sinks = event_exporter_sinks::build_all(&cfg).unwrap();
     let d = Dispatcher::start(router, sinks, fast_retries());
-    d.dispatch_wait(upgrade_event("u1", "UpgradingWithNodeRoll", "from 24.0.0 to 25.0.0", "25.0.0")).await;
-    d.dispatch_wait(upgrade_event("u2", "UpgradedControlPlane", "control plane at 25.0.0", "25.0.0")).await;
-    d.dispatch_wait(upgrade_event("u3", "Upgraded", "to 25.0.0", "25.0.0")).await;
+    d.dispatch_wait(upgrade_event(
+        "u1",
+        "UpgradingWithNodeRoll",
+        "from 24.0.0 to 25.0.0",
+        "25.0.0",
+    ))
+    .await;
+    d.dispatch_wait(upgrade_event(
+        "u2",
+        "UpgradedControlPlane",
+        "control plane at 25.0.0",
+        "25.0.0",
+    ))
+    .await;
+    d.dispatch_wait(upgrade_event("u3", "Upgraded", "to 25.0.0", "25.0.0"))
+        .await;
     // The next upgrade of the same cluster opens a new thread.
-    d.dispatch_wait(upgrade_event("u4", "UpgradingWithoutNodeRoll", "from 25.0.0 to 25.0.1", "25.0.1")).await;
+    d.dispatch_wait(upgrade_event(
+        "u4",
+        "UpgradingWithoutNodeRoll",
+        "from 25.0.0 to 25.0.1",
+        "25.0.1",
+    ))
+    .await;
     let stats = d.shutdown(Duration::from_secs(30)).await;
     for (name, s) in &stats {
         assert_eq!(s.failed + s.dropped, 0, "{name}: {s:?}");
     }
     let slack = stats.iter().find(|(n, _)| n == "slack-upgrade").unwrap().1;
-    assert_eq!(slack, StatsSnapshot { sent: 4, retried: 0, failed: 0, dropped: 0 });
+    assert_eq!(
+        slack,
+        StatsSnapshot {
+            sent: 4,
+            retried: 0,
+            failed: 0,
+            dropped: 0
+        }
+    );
 
-    let posts: Vec<_> = fake.messages().into_iter().filter(|m| m.channel == "C0UPGRADES").collect();
+    let posts: Vec<_> = fake
+        .messages()
+        .into_iter()
+        .filter(|m| m.channel == "C0UPGRADES")
+        .collect();
     assert_eq!(posts.len(), 4);
     let parent = &posts[0];
     assert_eq!(
@@ -97,22 +141,49 @@ async fn the_seed_upgrade_thread_start_progress_completion_and_reaction() {
         posts[2].body["text"],
         "The cluster upgrade of `org-acme/prod1` on `gs-prod-1` has completed to 25.0.0.\n"
     );
-    assert!(posts[3].body.get("thread_ts").is_none(), "a new upgrade is a new thread");
+    assert!(
+        posts[3].body.get("thread_ts").is_none(),
+        "a new upgrade is a new thread"
+    );
     assert_eq!(
         fake.reactions(),
-        vec![("C0UPGRADES".to_owned(), parent.ts.clone(), "white_check_mark".to_owned())]
+        vec![(
+            "C0UPGRADES".to_owned(),
+            parent.ts.clone(),
+            "white_check_mark".to_owned()
+        )]
     );
     // Every Web API call carried the bot token; the webhook receivers posted to the webhook.
-    for r in fake.requests().iter().filter(|r| r.path.starts_with("/api/")) {
+    for r in fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/api/"))
+    {
         assert_eq!(r.authorization.as_deref(), Some("Bearer xoxb-test-token"));
-        assert_eq!(r.content_type.as_deref(), Some("application/json; charset=utf-8"));
+        assert_eq!(
+            r.content_type.as_deref(),
+            Some("application/json; charset=utf-8")
+        );
     }
-    let hooks: Vec<_> = fake.messages().into_iter().filter(|m| m.channel == "webhook").collect();
-    assert_eq!(hooks.len(), 4);
-    assert_eq!(
-        hooks[1].body["text"],
-        "Control plane upgrade completed for `org-acme/prod1` on `gs-prod-1`"
-    );
+    // The seed's webhook receivers. Its patterns are unanchored, so `reason: Upgraded` also
+    // matches `UpgradedControlPlane`: that event reaches two receivers, as in Go. Receivers
+    // deliver independently, so only each one's own order is defined: compare as a set.
+    let mut hooks: Vec<String> = fake
+        .messages()
+        .into_iter()
+        .filter(|m| m.channel == "webhook")
+        .map(|m| m.body["text"].as_str().unwrap().to_owned())
+        .collect();
+    hooks.sort();
+    let mut want = [
+        "The cluster upgrade of `org-acme/prod1` on `gs-prod-1` from 24.0.0 to 25.0.0 has begun. This upgrade will replace nodes.",
+        "The cluster upgrade of `org-acme/prod1` on `gs-prod-1` has completed control plane at 25.0.0.",
+        "Control plane upgrade completed for `org-acme/prod1` on `gs-prod-1`",
+        "The cluster upgrade of `org-acme/prod1` on `gs-prod-1` has completed to 25.0.0.",
+        "The cluster upgrade of `org-acme/prod1` on `gs-prod-1` from 25.0.0 to 25.0.1 has begun. This upgrade will not replace nodes.",
+    ];
+    want.sort();
+    assert_eq!(hooks, want);
 }
 
 fn plain_sink(fake: &FakeSlack, extra: &str) -> (Router, Vec<Box<dyn event_exporter_core::Sink>>) {
@@ -136,10 +207,20 @@ async fn transient_failures_are_retried_and_each_message_posted_once() {
     ]);
     let (router, sinks) = plain_sink(&fake, "");
     let d = Dispatcher::start(router, sinks, fast_retries());
-    d.dispatch_wait(upgrade_event("a", "BackOff", "m", "1")).await;
-    d.dispatch_wait(upgrade_event("b", "Pulled", "m", "1")).await;
+    d.dispatch_wait(upgrade_event("a", "BackOff", "m", "1"))
+        .await;
+    d.dispatch_wait(upgrade_event("b", "Pulled", "m", "1"))
+        .await;
     let stats = d.shutdown(Duration::from_secs(30)).await;
-    assert_eq!(stats[0].1, StatsSnapshot { sent: 2, retried: 4, failed: 0, dropped: 0 });
+    assert_eq!(
+        stats[0].1,
+        StatsSnapshot {
+            sent: 2,
+            retried: 4,
+            failed: 0,
+            dropped: 0
+        }
+    );
     let posts = fake.messages();
     assert_eq!(posts.len(), 2);
     // Slack's escaping of &, <, >.
@@ -152,9 +233,18 @@ async fn permanent_errors_are_given_up_without_retrying() {
     let fake = FakeSlack::start(TOKEN, &[("#other", "C0OTHER")]).await;
     let (router, sinks) = plain_sink(&fake, "");
     let d = Dispatcher::start(router, sinks, fast_retries());
-    d.dispatch_wait(upgrade_event("a", "BackOff", "m", "1")).await;
+    d.dispatch_wait(upgrade_event("a", "BackOff", "m", "1"))
+        .await;
     let stats = d.shutdown(Duration::from_secs(30)).await;
-    assert_eq!(stats[0].1, StatsSnapshot { sent: 0, retried: 0, failed: 1, dropped: 0 });
+    assert_eq!(
+        stats[0].1,
+        StatsSnapshot {
+            sent: 0,
+            retried: 0,
+            failed: 1,
+            dropped: 0
+        }
+    );
     assert_eq!(fake.requests().len(), 1, "channel_not_found is not retried");
 }
 
@@ -164,16 +254,33 @@ async fn a_failed_reaction_is_retried_without_posting_twice() {
     let extra = "    threadKey: '{{ .InvolvedObject.Name }}'\n    completionCondition: '{{ if eq .Reason \"Upgraded\" }}done{{ end }}'\n    completionEmoji: ':tada:'\n";
     let (router, sinks) = plain_sink(&fake, extra);
     let d = Dispatcher::start(router, sinks, fast_retries());
-    d.dispatch_wait(upgrade_event("a", "Upgrading", "m", "1")).await;
+    d.dispatch_wait(upgrade_event("a", "Upgrading", "m", "1"))
+        .await;
     // The completion: its post passes, its reaction fails once, then succeeds.
-    fake.fail_next([Fault::Pass, Fault::Pass, Fault::SlackError("internal_error")]);
-    d.dispatch_wait(upgrade_event("b", "Upgraded", "m", "1")).await;
+    fake.fail_next([
+        Fault::Pass,
+        Fault::Pass,
+        Fault::SlackError("internal_error"),
+    ]);
+    d.dispatch_wait(upgrade_event("b", "Upgraded", "m", "1"))
+        .await;
     let stats = d.shutdown(Duration::from_secs(30)).await;
-    assert_eq!(stats[0].1, StatsSnapshot { sent: 2, retried: 1, failed: 0, dropped: 0 });
+    assert_eq!(
+        stats[0].1,
+        StatsSnapshot {
+            sent: 2,
+            retried: 1,
+            failed: 0,
+            dropped: 0
+        }
+    );
     let posts = fake.messages();
     assert_eq!(posts.len(), 2, "the completion message is posted once");
     assert_eq!(posts[1].body["thread_ts"], posts[0].ts.as_str());
-    assert_eq!(fake.reactions(), vec![("C0ALERTS".into(), posts[0].ts.clone(), "tada".into())]);
+    assert_eq!(
+        fake.reactions(),
+        vec![("C0ALERTS".into(), posts[0].ts.clone(), "tada".into())]
+    );
 }
 
 #[tokio::test]
@@ -182,13 +289,28 @@ async fn already_reacted_counts_as_success() {
     let extra = "    threadKey: '{{ .InvolvedObject.Name }}'\n    completionCondition: '{{ if eq .Reason \"Upgraded\" }}done{{ end }}'\n";
     let (router, sinks) = plain_sink(&fake, extra);
     let d = Dispatcher::start(router, sinks, fast_retries());
-    d.dispatch_wait(upgrade_event("a", "Upgrading", "m", "1")).await;
-    fake.fail_next([Fault::Pass, Fault::Pass, Fault::SlackError("already_reacted")]);
-    d.dispatch_wait(upgrade_event("b", "Upgraded", "m", "1")).await;
+    d.dispatch_wait(upgrade_event("a", "Upgrading", "m", "1"))
+        .await;
+    fake.fail_next([
+        Fault::Pass,
+        Fault::Pass,
+        Fault::SlackError("already_reacted"),
+    ]);
+    d.dispatch_wait(upgrade_event("b", "Upgraded", "m", "1"))
+        .await;
     // The thread was forgotten: the next event starts a new one.
-    d.dispatch_wait(upgrade_event("c", "Upgrading", "m", "1")).await;
+    d.dispatch_wait(upgrade_event("c", "Upgrading", "m", "1"))
+        .await;
     let stats = d.shutdown(Duration::from_secs(30)).await;
-    assert_eq!(stats[0].1, StatsSnapshot { sent: 3, retried: 0, failed: 0, dropped: 0 });
+    assert_eq!(
+        stats[0].1,
+        StatsSnapshot {
+            sent: 3,
+            retried: 0,
+            failed: 0,
+            dropped: 0
+        }
+    );
     assert!(fake.messages()[2].body.get("thread_ts").is_none());
 }
 
@@ -201,8 +323,13 @@ async fn incoming_webhooks_post_text_and_attachments_without_a_token() {
     );
     let cfg = Config::from_yaml(&yaml).unwrap();
     let router = Router::compile(&cfg.route, &["s"]).unwrap();
-    let d = Dispatcher::start(router, event_exporter_sinks::build_all(&cfg).unwrap(), fast_retries());
-    d.dispatch_wait(upgrade_event("a", "BackOff", "m", "1")).await;
+    let d = Dispatcher::start(
+        router,
+        event_exporter_sinks::build_all(&cfg).unwrap(),
+        fast_retries(),
+    );
+    d.dispatch_wait(upgrade_event("a", "BackOff", "m", "1"))
+        .await;
     let stats = d.shutdown(Duration::from_secs(30)).await;
     assert_eq!(stats[0].1.sent, 1);
     let posted = &fake.messages()[0];
@@ -223,8 +350,24 @@ fn bad_slack_config_is_refused_with_the_receiver_name() {
     .unwrap();
     let errors = event_exporter_sinks::build_all(&cfg).unwrap_err();
     let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    assert!(text.iter().any(|e| e.starts_with("receivers[0] `a` (slack): token: missing")), "{text:#?}");
-    assert!(text.iter().any(|e| e.starts_with("receivers[0] `a` (slack): channel: missing")), "{text:#?}");
-    assert!(text.iter().any(|e| e.starts_with("receivers[1] `b` (slack): threadKey:")), "{text:#?}");
-    assert!(text.iter().any(|e| e.starts_with("receivers[2] `c` (slack): message:")), "{text:#?}");
+    assert!(
+        text.iter()
+            .any(|e| e.starts_with("receivers[0] `a` (slack): token: missing")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|e| e.starts_with("receivers[0] `a` (slack): channel: missing")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|e| e.starts_with("receivers[1] `b` (slack): threadKey:")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|e| e.starts_with("receivers[2] `c` (slack): message:")),
+        "{text:#?}"
+    );
 }

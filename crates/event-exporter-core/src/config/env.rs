@@ -8,7 +8,9 @@
 
 /// A `${VAR}` reference to a variable that is not set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}, column {column}: environment variable `{name}` is not set (use ${{{name}:-default}} for a default)")]
+#[error(
+    "line {line}, column {column}: environment variable `{name}` is not set (use ${{{name}:-default}} for a default)"
+)]
 pub struct UndefinedVariable {
     /// The variable's name.
     pub name: String,
@@ -20,7 +22,9 @@ pub struct UndefinedVariable {
 
 /// A `${` that does not form a valid reference.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}, column {column}: malformed variable reference `{text}` (expected ${{NAME}} or ${{NAME:-default}})")]
+#[error(
+    "line {line}, column {column}: malformed variable reference `{text}` (expected ${{NAME}} or ${{NAME:-default}})"
+)]
 pub struct MalformedReference {
     /// The text of the reference as written (up to the end of the line).
     pub text: String,
@@ -151,7 +155,10 @@ mod tests {
 
     #[test]
     fn defaults() {
-        assert_eq!(expand("${NOPE:-d} ${EMPTY:-e} ${URL:-f}", env).unwrap(), "d e http://x");
+        assert_eq!(
+            expand("${NOPE:-d} ${EMPTY:-e} ${URL:-f}", env).unwrap(),
+            "d e http://x"
+        );
         assert_eq!(expand("${NOPE:-}", env).unwrap(), "");
     }
 
@@ -161,8 +168,16 @@ mod tests {
         assert_eq!(
             errs,
             vec![
-                ExpandError::Undefined(UndefinedVariable { name: "ONE".into(), line: 2, column: 4 }),
-                ExpandError::Undefined(UndefinedVariable { name: "TWO".into(), line: 3, column: 8 }),
+                ExpandError::Undefined(UndefinedVariable {
+                    name: "ONE".into(),
+                    line: 2,
+                    column: 4
+                }),
+                ExpandError::Undefined(UndefinedVariable {
+                    name: "TWO".into(),
+                    line: 3,
+                    column: 8
+                }),
             ]
         );
         assert!(errs[0].to_string().contains("`ONE` is not set"));
@@ -172,7 +187,11 @@ mod tests {
     fn malformed_references() {
         let errs = expand("a: ${unclosed\nb: ${1BAD}", env).unwrap_err();
         assert_eq!(errs.len(), 2);
-        assert!(matches!(&errs[0], ExpandError::Malformed(m) if m.line == 1 && m.text == "${unclosed"));
-        assert!(matches!(&errs[1], ExpandError::Malformed(m) if m.line == 2 && m.text == "${1BAD}"));
+        assert!(
+            matches!(&errs[0], ExpandError::Malformed(m) if m.line == 1 && m.text == "${unclosed")
+        );
+        assert!(
+            matches!(&errs[1], ExpandError::Malformed(m) if m.line == 2 && m.text == "${1BAD}")
+        );
     }
 }

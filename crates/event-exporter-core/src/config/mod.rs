@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 pub use env::{ExpandError, MalformedReference, UndefinedVariable};
 
@@ -244,7 +244,9 @@ impl<'de> Deserialize<'de> for StringLike {
 }
 
 fn nullable_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(Option::<StringLike>::deserialize(d)?.map(|s| s.0).unwrap_or_default())
+    Ok(Option::<StringLike>::deserialize(d)?
+        .map(|s| s.0)
+        .unwrap_or_default())
 }
 
 fn nullable_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -317,9 +319,7 @@ impl Config {
         serde_path_to_error::deserialize::<_, Self>(de).map_err(|err| {
             let path = err.path().to_string();
             let inner = err.into_inner();
-            let (line, column) = inner
-                .location()
-                .map_or((0, 0), |l| (l.line(), l.column()));
+            let (line, column) = inner.location().map_or((0, 0), |l| (l.line(), l.column()));
             let mut message = inner.to_string();
             // serde_yaml appends " at line L column C"; we report the location ourselves.
             if let Some(at) = message.rfind(" at line ") {

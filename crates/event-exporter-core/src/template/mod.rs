@@ -1,17 +1,48 @@
 //! Go `text/template` (+ sprig) templates, compiled once and rendered against an [`Event`].
-//! (Interface placeholder: the implementation is being written.)
+//!
+//! The engine follows Go 1.19's `text/template` and sprig v3.2.3's `TxtFuncMap`, with dot
+//! bound to upstream's `*EnhancedEvent`:
+//!
+//! - the lexer and parser implement Go's grammar (trim markers, comments, raw strings,
+//!   pipelines, parenthesised pipelines, variables, `if`/`else if`/`with`/`range`/`else`,
+//!   `break`/`continue`, `define`/`template`/`block`);
+//! - functions are resolved when the template is parsed (`function "x" not defined` is a
+//!   [`TemplateError`]), and so are field chains where dot is statically the event
+//!   (`.InvolvedObject.Name` becomes a chain of precomputed member ids, and a field that does
+//!   not exist on the event's Go type is a parse error);
+//! - rendering evaluates over a small value type that borrows from the event: field access,
+//!   comparisons, conditionals and plain substitution allocate nothing beyond the output.
+//!
+//! Go's printing rules are kept: a missing map key renders `<no value>`, maps print as
+//! `map[k:v ...]`, times print as `2006-01-02 15:04:05.999999999 -0700 MST` (always in UTC),
+//! the zero time as `0001-01-01 00:00:00 +0000 UTC`.
+
+mod exec;
+mod funcs;
+pub(crate) mod gotime;
+mod lex;
+mod parse;
+mod types;
+mod value;
+
+use std::sync::Arc;
 
 use crate::event::Event;
 
 /// A compiled template.
+///
+/// Cheap to clone (the compiled program is shared) and safe to use from many threads.
 #[derive(Debug, Clone)]
 pub struct Template {
-    source: String,
+    source: Arc<str>,
+    /// `Some` when the template has no actions.
+    literal: Option<Arc<str>>,
+    program: Arc<parse::Program>,
 }
 
 /// A template that does not parse.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
+#[error("template: template:{line}:{column}: {message}")]
 pub struct TemplateError {
     /// 1-based line within the template text.
     pub line: usize,
@@ -25,14 +56,48 @@ pub struct TemplateError {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct RenderError {
-    /// What went wrong.
+    /// What went wrong, Go-style: `template: template:LINE:COL: executing "template" at
+    /// <.Field>: ...`.
     pub message: String,
+}
+
+/// 1-based line and column (in characters) of byte offset `pos` in `src`.
+fn line_col(src: &str, pos: usize) -> (usize, usize) {
+    let pos = pos.min(src.len());
+    let mut p = pos;
+    while !src.is_char_boundary(p) {
+        p -= 1;
+    }
+    let before = &src[..p];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
 }
 
 impl Template {
     /// Parses and compiles `source`.
     pub fn parse(source: &str) -> Result<Self, TemplateError> {
-        Ok(Self { source: source.to_owned() })
+        let program = parse::parse(source).map_err(|e| {
+            let (line, column) = line_col(source, e.pos);
+            TemplateError {
+                line,
+                column,
+                message: e.message,
+            }
+        })?;
+        let literal = match program.list.as_slice() {
+            [] if program.defines.is_empty() => Some(Arc::from("")),
+            [parse::Node::Text(t)] if program.defines.is_empty() && **t == *source => {
+                Some(Arc::from(source))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            source: Arc::from(source),
+            literal,
+            program: Arc::new(program),
+        })
     }
 
     /// The template text.
@@ -40,21 +105,36 @@ impl Template {
         &self.source
     }
 
-    /// `Some(text)` when the template has no actions.
+    /// `Some(text)` when the template has no actions (rendering it yields `text`).
     pub fn as_literal(&self) -> Option<&str> {
-        (!self.source.contains("{{")).then_some(self.source.as_str())
+        self.literal.as_deref()
     }
 
-    /// Renders into `out`.
-    pub fn render(&self, _event: Event<'_>, out: &mut String) -> Result<(), RenderError> {
-        out.push_str(&self.source);
-        Ok(())
+    /// Renders into `out`. On error, `out` may hold part of the output (as with Go).
+    pub fn render(&self, event: Event<'_>, out: &mut String) -> Result<(), RenderError> {
+        if let Some(lit) = &self.literal {
+            out.push_str(lit);
+            return Ok(());
+        }
+        exec::execute(&self.program, event, out).map_err(|e| {
+            let (line, column) = line_col(&self.source, e.span.0);
+            let at = self.source.get(e.span.0..e.span.1).unwrap_or("").trim();
+            RenderError {
+                message: format!(
+                    "template: template:{line}:{column}: executing \"template\" at <{at}>: {}",
+                    e.message
+                ),
+            }
+        })
     }
 
     /// Renders into a new string.
     pub fn render_to_string(&self, event: Event<'_>) -> Result<String, RenderError> {
-        let mut s = String::new();
+        let mut s = String::with_capacity(self.source.len() + 32);
         self.render(event, &mut s)?;
         Ok(s)
     }
 }
+
+#[cfg(test)]
+mod tests;

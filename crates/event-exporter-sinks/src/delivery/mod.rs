@@ -70,17 +70,34 @@ mod events {
         stats.sent.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn retrying(stats: &ReceiverStats, receiver: &str, delivery: &Delivery, error: &dyn std::fmt::Display, wait: Duration) {
+    pub(super) fn retrying(
+        stats: &ReceiverStats,
+        receiver: &str,
+        delivery: &Delivery,
+        error: &dyn std::fmt::Display,
+        wait: Duration,
+    ) {
         stats.retried.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(receiver, delivery = %delivery.id, %error, ?wait, "delivery failed; retrying");
     }
 
-    pub(super) fn given_up(stats: &ReceiverStats, receiver: &str, delivery: &Delivery, error: &dyn std::fmt::Display, attempts: u32) {
+    pub(super) fn given_up(
+        stats: &ReceiverStats,
+        receiver: &str,
+        delivery: &Delivery,
+        error: &dyn std::fmt::Display,
+        attempts: u32,
+    ) {
         stats.failed.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(receiver, delivery = %delivery.id, attempts, %error, "delivery given up");
     }
 
-    pub(super) fn dropped(stats: &ReceiverStats, receiver: &str, delivery: &Delivery, why: &'static str) {
+    pub(super) fn dropped(
+        stats: &ReceiverStats,
+        receiver: &str,
+        delivery: &Delivery,
+        why: &'static str,
+    ) {
         stats.dropped.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(receiver, delivery = %delivery.id, why, "delivery dropped");
     }
@@ -120,12 +137,20 @@ pub struct Dispatcher {
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dispatcher")
-            .field("receivers", &self.receivers.iter().map(|r| &r.name).collect::<Vec<_>>())
+            .field(
+                "receivers",
+                &self.receivers.iter().map(|r| &r.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
 
-async fn work(sink: Arc<dyn Sink>, queue: Arc<DeliveryQueue>, stats: Arc<ReceiverStats>, policy: RetryPolicy) {
+async fn work(
+    sink: Arc<dyn Sink>,
+    queue: Arc<DeliveryQueue>,
+    stats: Arc<ReceiverStats>,
+    policy: RetryPolicy,
+) {
     while let Some(delivery) = queue.pop().await {
         stats.in_flight.store(1, Ordering::Relaxed);
         let started = tokio::time::Instant::now();
@@ -176,7 +201,12 @@ impl Dispatcher {
                 let sink: Arc<dyn Sink> = Arc::from(sink);
                 let queue = Arc::new(DeliveryQueue::new(options.queue_capacity));
                 let stats = Arc::new(ReceiverStats::default());
-                let worker = tokio::spawn(work(Arc::clone(&sink), Arc::clone(&queue), Arc::clone(&stats), options.retry));
+                let worker = tokio::spawn(work(
+                    Arc::clone(&sink),
+                    Arc::clone(&queue),
+                    Arc::clone(&stats),
+                    options.retry,
+                ));
                 Receiver {
                     name: sink.name().to_owned(),
                     queue,
@@ -198,8 +228,12 @@ impl Dispatcher {
             queued += 1;
             match receiver.queue.push(Delivery::new(Arc::clone(&event))) {
                 Pushed::Queued => {}
-                Pushed::DroppedOldest(old) => events::dropped(&receiver.stats, &receiver.name, &old, "queue full"),
-                Pushed::Closed(d) => events::dropped(&receiver.stats, &receiver.name, &d, "shutting down"),
+                Pushed::DroppedOldest(old) => {
+                    events::dropped(&receiver.stats, &receiver.name, &old, "queue full")
+                }
+                Pushed::Closed(d) => {
+                    events::dropped(&receiver.stats, &receiver.name, &d, "shutting down")
+                }
             }
         });
         queued
@@ -212,10 +246,13 @@ impl Dispatcher {
         let mut reached = Vec::new();
         self.router.route_into(&event.view(), &mut reached);
         for id in &reached {
-            if let Some(receiver) = self.receivers.get(id.index()) {
-                if let Err(d) = receiver.queue.push_wait(Delivery::new(Arc::clone(&event))).await {
-                    events::dropped(&receiver.stats, &receiver.name, &d, "shutting down");
-                }
+            if let Some(receiver) = self.receivers.get(id.index())
+                && let Err(d) = receiver
+                    .queue
+                    .push_wait(Delivery::new(Arc::clone(&event)))
+                    .await
+            {
+                events::dropped(&receiver.stats, &receiver.name, &d, "shutting down");
             }
         }
         reached.len()
@@ -231,7 +268,10 @@ impl Dispatcher {
 
     /// Deliveries waiting, per receiver.
     pub fn queue_depths(&self) -> Vec<(&str, usize)> {
-        self.receivers.iter().map(|r| (r.name.as_str(), r.queue.len())).collect()
+        self.receivers
+            .iter()
+            .map(|r| (r.name.as_str(), r.queue.len()))
+            .collect()
     }
 
     /// Stops intake and waits up to `deadline` for every queue to drain. Workers still busy
@@ -243,7 +283,10 @@ impl Dispatcher {
 
     /// Like [`shutdown`](Self::shutdown), with the deadline given as a future: the drain is
     /// cut short when `deadline` completes (e.g. a signal, then a grace period).
-    pub async fn shutdown_when(self, deadline: impl std::future::Future<Output = ()>) -> Vec<(String, StatsSnapshot)> {
+    pub async fn shutdown_when(
+        self,
+        deadline: impl std::future::Future<Output = ()>,
+    ) -> Vec<(String, StatsSnapshot)> {
         for r in &self.receivers {
             r.queue.close();
         }

@@ -51,7 +51,9 @@ impl DeliveryQueue {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the deque inconsistent (every
         // operation is a single VecDeque call), so a poisoned lock is safe to keep using.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Queues `delivery`, dropping the oldest one if the queue is full.
@@ -160,7 +162,10 @@ mod tests {
     use super::*;
 
     fn delivery(uid: &str) -> Delivery {
-        let ev = EnrichedEvent::from_json_str(&format!(r#"{{"metadata":{{"uid":"{uid}"}},"involvedObject":{{}},"count":1}}"#)).unwrap();
+        let ev = EnrichedEvent::from_json_str(&format!(
+            r#"{{"metadata":{{"uid":"{uid}"}},"involvedObject":{{}},"count":1}}"#
+        ))
+        .unwrap();
         Delivery::new(Arc::new(ev))
     }
 

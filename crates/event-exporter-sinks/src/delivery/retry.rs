@@ -48,13 +48,22 @@ impl RetryPolicy {
     /// `unit` in `[0, 1)`: half the exponential step is fixed, half random ("equal jitter").
     pub fn backoff(&self, failures: u32, unit: f64) -> Duration {
         let exp = 2u32.saturating_pow(failures.saturating_sub(1));
-        let step = self.initial_backoff.saturating_mul(exp).min(self.max_backoff);
+        let step = self
+            .initial_backoff
+            .saturating_mul(exp)
+            .min(self.max_backoff);
         let half = step / 2;
         half + half.mul_f64(unit.clamp(0.0, 1.0))
     }
 
     /// Whether and when to retry after `failures` failed attempts taking `elapsed` so far.
-    pub fn decide(&self, error: &SendError, failures: u32, elapsed: Duration, unit: f64) -> Decision {
+    pub fn decide(
+        &self,
+        error: &SendError,
+        failures: u32,
+        elapsed: Duration,
+        unit: f64,
+    ) -> Decision {
         if !error.is_retryable() || failures >= self.max_attempts {
             return Decision::GiveUp;
         }
@@ -97,11 +106,26 @@ mod tests {
     fn permanent_errors_and_exhausted_budgets_give_up() {
         let p = policy();
         let transient = SendError::retryable("reset");
-        assert_eq!(p.decide(&transient, 1, Duration::ZERO, 1.0), Decision::RetryAfter(Duration::from_secs(1)));
-        assert_eq!(p.decide(&transient, 4, Duration::ZERO, 1.0), Decision::GiveUp);
-        assert_eq!(p.decide(&SendError::permanent("404"), 1, Duration::ZERO, 1.0), Decision::GiveUp);
-        assert_eq!(p.decide(&transient, 1, Duration::from_secs(59), 1.0), Decision::RetryAfter(Duration::from_secs(1)));
-        assert_eq!(p.decide(&transient, 1, Duration::from_millis(59_500), 1.0), Decision::GiveUp);
+        assert_eq!(
+            p.decide(&transient, 1, Duration::ZERO, 1.0),
+            Decision::RetryAfter(Duration::from_secs(1))
+        );
+        assert_eq!(
+            p.decide(&transient, 4, Duration::ZERO, 1.0),
+            Decision::GiveUp
+        );
+        assert_eq!(
+            p.decide(&SendError::permanent("404"), 1, Duration::ZERO, 1.0),
+            Decision::GiveUp
+        );
+        assert_eq!(
+            p.decide(&transient, 1, Duration::from_secs(59), 1.0),
+            Decision::RetryAfter(Duration::from_secs(1))
+        );
+        assert_eq!(
+            p.decide(&transient, 1, Duration::from_millis(59_500), 1.0),
+            Decision::GiveUp
+        );
     }
 
     #[test]
@@ -112,7 +136,13 @@ mod tests {
             retryable: true,
             retry_after: Some(Duration::from_secs(20)),
         };
-        assert_eq!(p.decide(&limited, 1, Duration::ZERO, 0.3), Decision::RetryAfter(Duration::from_secs(20)));
-        assert_eq!(p.decide(&limited, 1, Duration::from_secs(41), 0.3), Decision::GiveUp);
+        assert_eq!(
+            p.decide(&limited, 1, Duration::ZERO, 0.3),
+            Decision::RetryAfter(Duration::from_secs(20))
+        );
+        assert_eq!(
+            p.decide(&limited, 1, Duration::from_secs(41), 0.3),
+            Decision::GiveUp
+        );
     }
 }

@@ -21,7 +21,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use event_exporter_core::event::Event;
 use event_exporter_core::gojson;
-use event_exporter_core::sink::{Delivery, DeliveryId, Header, RenderError, Request, SendError, Sink};
+use event_exporter_core::sink::{
+    Delivery, DeliveryId, Header, RenderError, Request, SendError, Sink,
+};
 use event_exporter_core::template::Template;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -151,17 +153,29 @@ struct Posted {
 
 /// Slack's escaping of message text (`&`, `<`, `>`), as upstream's client does.
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
-fn optional(ctx: &BuildContext<'_>, field: &str, src: &str, errors: &mut Vec<SinkConfigError>) -> Option<Template> {
+fn optional(
+    ctx: &BuildContext<'_>,
+    field: &str,
+    src: &str,
+    errors: &mut Vec<SinkConfigError>,
+) -> Option<Template> {
     if src.is_empty() {
         return None;
     }
-    compile_template(ctx, field, src).map_err(|e| errors.push(e)).ok()
+    compile_template(ctx, field, src)
+        .map_err(|e| errors.push(e))
+        .ok()
 }
 
-pub(crate) fn build(ctx: &BuildContext<'_>, spec: &serde_yaml_ng::Value) -> Result<Box<dyn Sink>, Vec<SinkConfigError>> {
+pub(crate) fn build(
+    ctx: &BuildContext<'_>,
+    spec: &serde_yaml_ng::Value,
+) -> Result<Box<dyn Sink>, Vec<SinkConfigError>> {
     let cfg: SlackConfig = ctx.parse(spec).map_err(|e| vec![e])?;
     let store: Arc<dyn ThreadStore> = match cfg.cache.as_ref().and_then(|c| c.file.clone()) {
         Some(path) => Arc::new(FileThreadStore::new(path)),
@@ -172,7 +186,11 @@ pub(crate) fn build(ctx: &BuildContext<'_>, spec: &serde_yaml_ng::Value) -> Resu
 
 impl SlackSink {
     /// Validates `cfg` (no I/O) and builds the sink around `store`.
-    pub fn new(ctx: &BuildContext<'_>, cfg: &SlackConfig, store: Arc<dyn ThreadStore>) -> Result<Self, Vec<SinkConfigError>> {
+    pub fn new(
+        ctx: &BuildContext<'_>,
+        cfg: &SlackConfig,
+        store: Arc<dyn ThreadStore>,
+    ) -> Result<Self, Vec<SinkConfigError>> {
         let mut errors = Vec::new();
         let target = if !cfg.webhook_url.is_empty() {
             if let Err(msg) = crate::webhook::check_url(&cfg.webhook_url) {
@@ -186,12 +204,18 @@ impl SlackSink {
             }
         } else {
             if cfg.token.trim().is_empty() {
-                errors.push(ctx.error("token: missing (a bot token, or set webhookURL for an incoming webhook)"));
+                errors.push(ctx.error(
+                    "token: missing (a bot token, or set webhookURL for an incoming webhook)",
+                ));
             }
             if cfg.channel.trim().is_empty() {
                 errors.push(ctx.error("channel: missing"));
             }
-            let base = if cfg.api_url.is_empty() { DEFAULT_API_URL } else { cfg.api_url.trim_end_matches('/') };
+            let base = if cfg.api_url.is_empty() {
+                DEFAULT_API_URL
+            } else {
+                cfg.api_url.trim_end_matches('/')
+            };
             if let Err(msg) = crate::webhook::check_url(base) {
                 errors.push(ctx.error(format!("apiURL: {msg}")));
             }
@@ -203,7 +227,11 @@ impl SlackSink {
         if cfg.message.is_empty() && cfg.fields.is_none() {
             errors.push(ctx.error("message: missing (Slack refuses a message with no text)"));
         }
-        if cfg.cache.as_ref().is_some_and(|c| c.file.is_none() && (c.name.is_empty() || c.namespace.is_empty())) {
+        if cfg
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.file.is_none() && (c.name.is_empty() || c.namespace.is_empty()))
+        {
             errors.push(ctx.error("cache: needs `name` and `namespace` (a ConfigMap) or `file`"));
         }
         let channel = compile_template(ctx, "channel", &cfg.channel).map_err(|e| errors.push(e));
@@ -213,7 +241,12 @@ impl SlackSink {
         let author_name = optional(ctx, "author_name", &cfg.author_name, &mut errors);
         let footer = optional(ctx, "footer", &cfg.footer, &mut errors);
         let thread_key = optional(ctx, "threadKey", &cfg.thread_key, &mut errors);
-        let completion = optional(ctx, "completionCondition", &cfg.completion_condition, &mut errors);
+        let completion = optional(
+            ctx,
+            "completionCondition",
+            &cfg.completion_condition,
+            &mut errors,
+        );
         let fields = cfg.fields.as_ref().map(|fields| {
             fields
                 .iter()
@@ -268,7 +301,10 @@ impl SlackSink {
         };
         let t = &self.templates;
         let mut body = serde_json::Map::new();
-        body.insert("text".into(), Value::String(escape(&render("message", &t.message)?)));
+        body.insert(
+            "text".into(),
+            Value::String(escape(&render("message", &t.message)?)),
+        );
         let mut attachment = serde_json::Map::new();
         for (key, field, template) in [
             ("color", "color", &t.color),
@@ -289,7 +325,10 @@ impl SlackSink {
             attachment.insert("fields".into(), Value::Array(out));
         }
         if !attachment.is_empty() {
-            body.insert("attachments".into(), Value::Array(vec![Value::Object(attachment)]));
+            body.insert(
+                "attachments".into(),
+                Value::Array(vec![Value::Object(attachment)]),
+            );
         }
         let channel = render("channel", &t.channel)?;
         if let Target::WebApi { .. } = self.target {
@@ -361,7 +400,12 @@ impl SlackSink {
     }
 
     /// Calls a Web API method (or posts to the webhook) and checks Slack's answer.
-    async fn call(&self, method: &str, body: &Value, ok_errors: &[&str]) -> Result<Value, SendError> {
+    async fn call(
+        &self,
+        method: &str,
+        body: &Value,
+        ok_errors: &[&str],
+    ) -> Result<Value, SendError> {
         let request = self.request(method, body);
         let response = self.client.send(&request, DEFAULT_TIMEOUT).await?;
         if let Target::Webhook { .. } = self.target {
@@ -377,7 +421,10 @@ impl SlackSink {
         if reply.get("ok").and_then(Value::as_bool) == Some(true) {
             return Ok(reply);
         }
-        let code = reply.get("error").and_then(Value::as_str).unwrap_or("unknown_error");
+        let code = reply
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown_error");
         if ok_errors.contains(&code) {
             return Ok(reply);
         }
@@ -401,7 +448,11 @@ impl SlackSink {
                 .and_then(Value::as_str)
                 .unwrap_or(&message.channel)
                 .to_owned(),
-            ts: reply.get("ts").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            ts: reply
+                .get("ts")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
         })
     }
 
@@ -446,7 +497,11 @@ impl Sink for SlackSink {
             self.post(&message, None).await?;
             return Ok(());
         };
-        let parent = self.store.get(key).await.map_err(|e| self.store_error(&e))?;
+        let parent = self
+            .store
+            .get(key)
+            .await
+            .map_err(|e| self.store_error(&e))?;
         // A retry after a successful post resumes after it.
         let done = self
             .progress
@@ -458,8 +513,13 @@ impl Sink for SlackSink {
         let posted = match done {
             Some(posted) => posted,
             None => {
-                let posted = self.post(&message, parent.as_ref().map(|p| p.ts.as_str())).await?;
-                *self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                let posted = self
+                    .post(&message, parent.as_ref().map(|p| p.ts.as_str()))
+                    .await?;
+                *self
+                    .progress
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
                     Some((delivery.id.clone(), posted.clone()));
                 posted
             }
@@ -468,8 +528,12 @@ impl Sink for SlackSink {
             match (&parent, message.completes) {
                 (Some(parent), true) => {
                     let reaction = json!({"channel": parent.channel_id, "timestamp": parent.ts, "name": self.emoji});
-                    self.call("reactions.add", &reaction, &["already_reacted"]).await?;
-                    self.store.remove(key).await.map_err(|e| self.store_error(&e))
+                    self.call("reactions.add", &reaction, &["already_reacted"])
+                        .await?;
+                    self.store
+                        .remove(key)
+                        .await
+                        .map_err(|e| self.store_error(&e))
                 }
                 (None, false) => self
                     .store
@@ -487,7 +551,10 @@ impl Sink for SlackSink {
             }
         };
         let result = finish.await;
-        let mut progress = self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut progress = self
+            .progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if result.is_ok() || !result.as_ref().is_err_and(SendError::is_retryable) {
             *progress = None;
         }
@@ -516,10 +583,16 @@ impl Pacer {
     /// Waits until a message may be posted to `channel`, and takes its token.
     async fn wait(&self, channel: &str) {
         let wait = {
-            let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut buckets = self
+                .buckets
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let now = Instant::now();
-            let (tokens, last) = buckets.entry(channel.to_owned()).or_insert((self.burst, now));
-            *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+            let (tokens, last) = buckets
+                .entry(channel.to_owned())
+                .or_insert((self.burst, now));
+            *tokens =
+                (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
             *last = now;
             *tokens -= 1.0;
             if *tokens >= 0.0 {
@@ -549,7 +622,11 @@ mod tests {
         pacer.wait("#a").await;
         assert_eq!(start.elapsed(), Duration::from_secs(1));
         pacer.wait("#b").await;
-        assert_eq!(start.elapsed(), Duration::from_secs(1), "channels are paced apart");
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(1),
+            "channels are paced apart"
+        );
         pacer.wait("#a").await;
         assert_eq!(start.elapsed(), Duration::from_secs(2));
     }

@@ -149,8 +149,13 @@ impl ThreadStore for FileThreadStore {
         self.with(|t| (t.get(key).cloned(), false)).await
     }
     async fn set(&self, key: &str, info: ThreadInfo) -> Result<(), ThreadStoreError> {
-        self.with(|t| ((), t.insert(key.to_owned(), info.clone()).as_ref() != Some(&info)))
-            .await
+        self.with(|t| {
+            (
+                (),
+                t.insert(key.to_owned(), info.clone()).as_ref() != Some(&info),
+            )
+        })
+        .await
     }
     async fn remove(&self, key: &str) -> Result<(), ThreadStoreError> {
         self.with(|t| ((), t.remove(key).is_some())).await
@@ -174,11 +179,18 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("threads.json");
         // A file written by the seed fork's ConfigMap cache.
-        std::fs::write(&path, r#"{"ns/c/v2":{"Timestamp":"1.000100","ChannelID":"C9"}}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"ns/c/v2":{"Timestamp":"1.000100","ChannelID":"C9"}}"#,
+        )
+        .unwrap();
         let store = FileThreadStore::new(&path);
         assert_eq!(
             store.get("ns/c/v2").await.unwrap(),
-            Some(ThreadInfo { ts: "1.000100".into(), channel_id: "C9".into() })
+            Some(ThreadInfo {
+                ts: "1.000100".into(),
+                channel_id: "C9".into()
+            })
         );
         store.set("k", info("2.0")).await.unwrap();
         store.remove("ns/c/v2").await.unwrap();

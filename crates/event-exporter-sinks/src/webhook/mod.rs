@@ -76,7 +76,9 @@ pub struct WebhookRequestBuilder {
 
 /// Checks that `url` is an absolute http(s) URL with a host.
 pub(crate) fn check_url(url: &str) -> Result<(), String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
         _ => return Err(format!("`{url}` must be an http:// or https:// URL")),
@@ -95,30 +97,37 @@ impl WebhookRequestBuilder {
             errors.push(ctx.error("endpoint: missing (the URL to send events to)"));
         }
         let endpoint = compile_template(ctx, "endpoint", &cfg.endpoint).map_err(|e| errors.push(e));
-        if let Ok(t) = &endpoint {
-            if let Some(url) = t.as_literal().filter(|u| !u.trim().is_empty()) {
-                if let Err(msg) = check_url(url) {
-                    errors.push(ctx.error(format!("endpoint: {msg}")));
-                }
-            }
+        if let Ok(t) = &endpoint
+            && let Some(url) = t.as_literal().filter(|u| !u.trim().is_empty())
+            && let Err(msg) = check_url(url)
+        {
+            errors.push(ctx.error(format!("endpoint: {msg}")));
         }
-        let method = cfg.method.clone().unwrap_or_else(|| "POST".to_owned()).to_ascii_uppercase();
+        let method = cfg
+            .method
+            .clone()
+            .unwrap_or_else(|| "POST".to_owned())
+            .to_ascii_uppercase();
         if http::Method::from_bytes(method.as_bytes()).is_err() {
             errors.push(ctx.error(format!("method: `{method}` is not an HTTP method")));
         }
-        if let Some(tls) = &cfg.tls {
-            if *tls != TlsConfig::default() {
-                errors.push(ctx.error(
-                    "tls: custom TLS options are not implemented yet (the system's CA roots are used)",
-                ));
-            }
+        if let Some(tls) = &cfg.tls
+            && *tls != TlsConfig::default()
+        {
+            errors.push(ctx.error(
+                "tls: custom TLS options are not implemented yet (the system's CA roots are used)",
+            ));
         }
         let mut headers = Vec::new();
-        let has_content_type = cfg.headers.keys().any(|k| k.eq_ignore_ascii_case("content-type"));
+        let has_content_type = cfg
+            .headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("content-type"));
         if !has_content_type {
             headers.push(HeaderTemplate {
                 name: "Content-Type".into(),
-                value: Template::parse("application/json").map_err(|e| vec![ctx.error(e.to_string())])?,
+                value: Template::parse("application/json")
+                    .map_err(|e| vec![ctx.error(e.to_string())])?,
                 sensitive: false,
             });
         }
@@ -136,7 +145,8 @@ impl WebhookRequestBuilder {
                 Err(e) => errors.push(e),
             }
         }
-        let encoding = Encoding::compile(ctx, cfg.layout.as_ref(), false).map_err(|mut e| errors.append(&mut e));
+        let encoding = Encoding::compile(ctx, cfg.layout.as_ref(), false)
+            .map_err(|mut e| errors.append(&mut e));
         match (endpoint, encoding) {
             (Ok(endpoint), Ok(encoding)) if errors.is_empty() => Ok(Self {
                 method,

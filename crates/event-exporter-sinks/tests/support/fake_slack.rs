@@ -8,13 +8,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+
+use super::{Answer, Incoming, json_reply, serve, text_reply};
 
 /// A fault to answer the next request with.
 #[derive(Debug, Clone)]
@@ -63,23 +59,13 @@ pub struct FakeSlack {
     state: Arc<Mutex<State>>,
 }
 
-fn reply(status: StatusCode, body: String, retry_after: Option<u64>) -> Response<Full<Bytes>> {
-    let mut b = Response::builder().status(status).header("content-type", "application/json; charset=utf-8");
-    if let Some(s) = retry_after {
-        b = b.header("retry-after", s.to_string());
-    }
-    b.body(Full::new(Bytes::from(body))).unwrap()
-}
-
-fn ok_false(code: &str) -> Response<Full<Bytes>> {
-    reply(StatusCode::OK, json!({"ok": false, "error": code}).to_string(), None)
+fn ok_false(code: &str) -> Answer {
+    json_reply(200, &json!({"ok": false, "error": code}), None)
 }
 
 impl FakeSlack {
     /// Starts the server. `channels` maps names (`#upgrades`) to IDs; IDs are accepted too.
     pub async fn start(token: &str, channels: &[(&str, &str)]) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let mut state = State {
             token: token.to_owned(),
             clock: 1_700_000_000,
@@ -89,27 +75,14 @@ impl FakeSlack {
             state.channels.insert((*name).to_owned(), (*id).to_owned());
             state.channels.insert((*id).to_owned(), (*id).to_owned());
         }
-        let fake = Self {
-            addr,
-            state: Arc::new(Mutex::new(state)),
-        };
-        let server = fake.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
-                let server = server.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let server = server.clone();
-                        async move { server.handle(req).await }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        fake
+        let state = Arc::new(Mutex::new(state));
+        let handler_state = Arc::clone(&state);
+        let addr = serve(move |req| {
+            let state = Arc::clone(&handler_state);
+            async move { handle(&state, req) }
+        })
+        .await;
+        Self { addr, state }
     }
 
     pub fn api_url(&self) -> String {
@@ -135,100 +108,116 @@ impl FakeSlack {
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
     }
+}
 
-    async fn handle(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
-        let path = req.uri().path().to_owned();
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let authorization = header("authorization");
-        let content_type = header("content-type");
-        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        let body = String::from_utf8_lossy(&body).into_owned();
-        let mut st = self.state.lock().unwrap();
-        st.requests.push(Recorded {
-            path: path.clone(),
-            authorization: authorization.clone(),
-            content_type: content_type.clone(),
-            body: body.clone(),
+fn handle(state: &Mutex<State>, req: Incoming) -> Answer {
+    let path = req.path.clone();
+    let authorization = req.header("authorization");
+    let content_type = req.header("content-type");
+    let body = req.body;
+    let mut st = state.lock().unwrap();
+    st.requests.push(Recorded {
+        path: path.clone(),
+        authorization: authorization.clone(),
+        content_type: content_type.clone(),
+        body: body.clone(),
+    });
+    match st.faults.pop_front() {
+        Some(Fault::Status(code)) => return text_reply(code, "fault"),
+        Some(Fault::RateLimited(secs)) => {
+            return json_reply(
+                429,
+                &json!({"ok": false, "error": "ratelimited"}),
+                Some(secs),
+            );
+        }
+        Some(Fault::SlackError(code)) => return ok_false(code),
+        Some(Fault::Reset) => return None,
+        Some(Fault::Pass) | None => {}
+    }
+    if path.starts_with("/services/") {
+        let text_ok = serde_json::from_str::<Value>(&body)
+            .ok()
+            .is_some_and(|v| v.get("text").is_some() || v.get("attachments").is_some());
+        if !text_ok {
+            return text_reply(400, "invalid_payload");
+        }
+        st.messages.push(Posted {
+            channel: "webhook".into(),
+            ts: String::new(),
+            body: serde_json::from_str(&body).unwrap(),
         });
-        match st.faults.pop_front() {
-            Some(Fault::Status(code)) => {
-                return Ok(reply(StatusCode::from_u16(code).unwrap(), "fault".into(), None));
+        return text_reply(200, "ok");
+    }
+    match authorization
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Bearer "))
+    {
+        None => return ok_false("not_authed"),
+        Some(t) if t != st.token => return ok_false("invalid_auth"),
+        Some(_) => {}
+    }
+    if !content_type
+        .as_deref()
+        .is_some_and(|c| c.starts_with("application/json"))
+    {
+        return ok_false("invalid_post_type");
+    }
+    let Ok(args) = serde_json::from_str::<Value>(&body) else {
+        return ok_false("invalid_json");
+    };
+    match path.as_str() {
+        "/api/chat.postMessage" => {
+            let Some(channel) = args["channel"]
+                .as_str()
+                .and_then(|c| st.channels.get(c))
+                .cloned()
+            else {
+                return ok_false("channel_not_found");
+            };
+            if args.get("text").is_none() && args.get("attachments").is_none() {
+                return ok_false("no_text");
             }
-            Some(Fault::RateLimited(secs)) => {
-                return Ok(reply(StatusCode::TOO_MANY_REQUESTS, json!({"ok": false, "error": "ratelimited"}).to_string(), Some(secs)));
+            if let Some(parent) = args.get("thread_ts").and_then(Value::as_str)
+                && !st
+                    .messages
+                    .iter()
+                    .any(|m| m.channel == channel && m.ts == parent)
+            {
+                return ok_false("thread_not_found");
             }
-            Some(Fault::SlackError(code)) => return Ok(ok_false(code)),
-            Some(Fault::Reset) => return Err(std::io::Error::other("reset")),
-            Some(Fault::Pass) | None => {}
-        }
-        if path.starts_with("/services/") {
-            let text_ok = serde_json::from_str::<Value>(&body)
-                .ok()
-                .is_some_and(|v| v.get("text").is_some() || v.get("attachments").is_some());
-            if !text_ok {
-                return Ok(Response::builder().status(400).body(Full::new(Bytes::from("invalid_payload"))).unwrap());
-            }
+            st.clock += 1;
+            let ts = format!("{}.{:06}", st.clock, st.messages.len());
             st.messages.push(Posted {
-                channel: "webhook".into(),
-                ts: String::new(),
-                body: serde_json::from_str(&body).unwrap(),
+                channel: channel.clone(),
+                ts: ts.clone(),
+                body: args.clone(),
             });
-            return Ok(Response::builder()
-                .status(200)
-                .header("content-type", "text/html")
-                .body(Full::new(Bytes::from("ok")))
-                .unwrap());
-        }
-        match authorization.as_deref().and_then(|a| a.strip_prefix("Bearer ")) {
-            None => return Ok(ok_false("not_authed")),
-            Some(t) if t != st.token => return Ok(ok_false("invalid_auth")),
-            Some(_) => {}
-        }
-        if !content_type.as_deref().is_some_and(|c| c.starts_with("application/json")) {
-            return Ok(ok_false("invalid_post_type"));
-        }
-        let Ok(args) = serde_json::from_str::<Value>(&body) else {
-            return Ok(ok_false("invalid_json"));
-        };
-        match path.as_str() {
-            "/api/chat.postMessage" => {
-                let Some(channel) = args["channel"].as_str().and_then(|c| st.channels.get(c)).cloned() else {
-                    return Ok(ok_false("channel_not_found"));
-                };
-                if args.get("text").is_none() && args.get("attachments").is_none() {
-                    return Ok(ok_false("no_text"));
-                }
-                if let Some(parent) = args.get("thread_ts").and_then(Value::as_str) {
-                    if !st.messages.iter().any(|m| m.channel == channel && m.ts == parent) {
-                        return Ok(ok_false("thread_not_found"));
-                    }
-                }
-                st.clock += 1;
-                let ts = format!("{}.{:06}", st.clock, st.messages.len());
-                st.messages.push(Posted {
-                    channel: channel.clone(),
-                    ts: ts.clone(),
-                    body: args.clone(),
-                });
-                let text = args.get("text").cloned().unwrap_or(Value::Null);
-                let out = json!({"ok": true, "channel": channel, "ts": ts,
+            let text = args.get("text").cloned().unwrap_or(Value::Null);
+            let out = json!({"ok": true, "channel": channel, "ts": ts,
                     "message": {"type": "message", "text": text, "ts": ts, "bot_id": "B0FAKE"}});
-                Ok(reply(StatusCode::OK, out.to_string(), None))
-            }
-            "/api/reactions.add" => {
-                let channel = args["channel"].as_str().unwrap_or_default().to_owned();
-                let ts = args["timestamp"].as_str().unwrap_or_default().to_owned();
-                let name = args["name"].as_str().unwrap_or_default().to_owned();
-                if !st.messages.iter().any(|m| m.channel == channel && m.ts == ts) {
-                    return Ok(ok_false("message_not_found"));
-                }
-                if st.reactions.contains(&(channel.clone(), ts.clone(), name.clone())) {
-                    return Ok(ok_false("already_reacted"));
-                }
-                st.reactions.push((channel, ts, name));
-                Ok(reply(StatusCode::OK, json!({"ok": true}).to_string(), None))
-            }
-            _ => Ok(ok_false("unknown_method")),
+            json_reply(200, &out, None)
         }
+        "/api/reactions.add" => {
+            let channel = args["channel"].as_str().unwrap_or_default().to_owned();
+            let ts = args["timestamp"].as_str().unwrap_or_default().to_owned();
+            let name = args["name"].as_str().unwrap_or_default().to_owned();
+            if !st
+                .messages
+                .iter()
+                .any(|m| m.channel == channel && m.ts == ts)
+            {
+                return ok_false("message_not_found");
+            }
+            if st
+                .reactions
+                .contains(&(channel.clone(), ts.clone(), name.clone()))
+            {
+                return ok_false("already_reacted");
+            }
+            st.reactions.push((channel, ts, name));
+            json_reply(200, &json!({"ok": true}), None)
+        }
+        _ => ok_false("unknown_method"),
     }
 }

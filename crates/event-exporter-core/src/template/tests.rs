@@ -1,0 +1,744 @@
+//! Unit tests of the template engine.
+
+use super::*;
+use crate::event::EnrichedEvent;
+
+fn event() -> EnrichedEvent {
+    EnrichedEvent::from_json_str(
+        r#"{"metadata":{"name":"api.1","namespace":"prod","uid":"u-1","resourceVersion":"7",
+            "creationTimestamp":"2026-11-23T10:00:00Z"},
+          "involvedObject":{"kind":"Pod","namespace":"prod","name":"api-7f","uid":"p-1",
+            "apiVersion":"v1","labels":{"team":"sre","app":"api","zone":"a"},
+            "annotations":{"x/y":"z"},
+            "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"api-rs","uid":"r-1","controller":true}],
+            "deleted":false},
+          "reason":"BackOff","message":"Back-off restarting <x> & \"y\"",
+          "source":{"component":"kubelet","host":"node-1"},
+          "firstTimestamp":"2026-11-23T10:00:01Z","lastTimestamp":"2026-11-23T10:05:00Z",
+          "count":3,"type":"Warning","eventTime":null,
+          "reportingComponent":"kubelet","reportingInstance":"node-1","clusterName":"gs"}"#,
+    )
+    .expect("test event")
+}
+
+fn series_event() -> EnrichedEvent {
+    EnrichedEvent::from_json_str(
+        r#"{"metadata":{"name":"e"},"involvedObject":{"kind":"Pod"},
+          "eventTime":"2026-11-23T10:00:02.764451Z","action":"Binding",
+          "series":{"count":2,"lastObservedTime":"2026-11-23T10:01:02.764451Z"}}"#,
+    )
+    .expect("series event")
+}
+
+fn render(src: &str) -> String {
+    let ev = event();
+    match Template::parse(src) {
+        Ok(t) => t
+            .render_to_string(ev.view())
+            .unwrap_or_else(|e| format!("RENDER ERROR: {e}")),
+        Err(e) => format!("PARSE ERROR: {e}"),
+    }
+}
+
+fn render_with(ev: &EnrichedEvent, src: &str) -> String {
+    Template::parse(src)
+        .expect("parses")
+        .render_to_string(ev.view())
+        .unwrap_or_else(|e| format!("RENDER ERROR: {e}"))
+}
+
+fn parse_err(src: &str) -> TemplateError {
+    match Template::parse(src) {
+        Ok(_) => panic!("{src:?} should not parse"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn literal_fast_path() {
+    let t = Template::parse("plain text, no actions").expect("parses");
+    assert_eq!(t.as_literal(), Some("plain text, no actions"));
+    assert_eq!(t.source(), "plain text, no actions");
+    assert!(
+        Template::parse("{{ .Reason }}")
+            .expect("parses")
+            .as_literal()
+            .is_none()
+    );
+    assert_eq!(render("a {{/* gone */}} b"), "a  b");
+}
+
+#[test]
+fn fields_of_the_event() {
+    assert_eq!(
+        render("{{ .InvolvedObject.Name }}/{{ .Namespace }}/{{ .Name }}"),
+        "api-7f/prod/api.1"
+    );
+    assert_eq!(
+        render("{{ .Source.Component }}@{{ .Source.Host }}"),
+        "kubelet@node-1"
+    );
+    assert_eq!(
+        render("{{ .Count }} {{ .Type }} {{ .ClusterName }}"),
+        "3 Warning gs"
+    );
+    assert_eq!(render("[{{ .Kind }}][{{ .APIVersion }}]"), "[][]");
+    assert_eq!(render("{{ .ReportingController }}"), "kubelet");
+    assert_eq!(render("{{ .InvolvedObject.Labels.team }}"), "sre");
+    assert_eq!(render("{{ .InvolvedObject.Labels.nope }}"), "<no value>");
+    assert_eq!(render("{{ .Labels.app }}"), "<no value>");
+    assert_eq!(
+        render("{{ .InvolvedObject.Labels }}"),
+        "map[app:api team:sre zone:a]"
+    );
+    assert_eq!(render("{{ .Labels }}"), "map[]");
+    assert_eq!(render("{{ .EventTime }}"), "0001-01-01 00:00:00 +0000 UTC");
+    assert_eq!(
+        render("{{ .FirstTimestamp }}"),
+        "2026-11-23 10:00:01 +0000 UTC"
+    );
+    assert_eq!(
+        render("{{ .FirstTimestamp.Format \"2006-01-02T15:04:05Z07:00\" }}"),
+        "2026-11-23T10:00:01Z"
+    );
+    assert_eq!(
+        render("{{ .LastTimestamp.Unix }} {{ .EventTime.IsZero }}"),
+        "1795428300 true"
+    );
+    assert_eq!(
+        render("{{ .GetTimestampMs }} {{ .GetTimestampISO8601 }}"),
+        "1795428001000 2026-11-23T10:00:01.000Z"
+    );
+    assert_eq!(
+        render("{{ .Series }}|{{ .Related }}|{{ .DeletionTimestamp }}"),
+        "nil|nil|<nil>"
+    );
+    assert_eq!(render("{{ .InvolvedObject.Deleted }}"), "false");
+    assert_eq!(
+        render("{{ range .InvolvedObject.OwnerReferences }}{{ .Kind }}/{{ .Name }}{{ end }}"),
+        "ReplicaSet/api-rs"
+    );
+    assert_eq!(render("{{ printf \"%v\" .Source }}"), "{kubelet node-1}");
+    assert_eq!(
+        render("{{ .Source }}"),
+        "&EventSource{Component:kubelet,Host:node-1,}"
+    );
+}
+
+#[test]
+fn series_and_event_time() {
+    let ev = series_event();
+    assert_eq!(
+        render_with(&ev, "{{ .EventTime }}"),
+        "2026-11-23 10:00:02.764451 +0000 UTC"
+    );
+    assert_eq!(render_with(&ev, "{{ .Series.Count }}"), "2");
+    assert_eq!(
+        render_with(&ev, "{{ with .Series }}{{ . }}{{ end }}"),
+        "&EventSeries{Count:2,LastObservedTime:2026-11-23 10:01:02.764451 +0000 UTC,}"
+    );
+    assert_eq!(render_with(&ev, "{{ .GetTimestampMs }}"), "1795428002764");
+    assert_eq!(
+        render_with(&ev, "{{ .Series | toJson }}"),
+        r#"{"count":2,"lastObservedTime":"2026-11-23T10:01:02.764451Z"}"#
+    );
+    let e = event();
+    assert!(
+        render_with(&e, "{{ .Series.Count }}")
+            .contains("nil pointer evaluating *v1.EventSeries.Count")
+    );
+}
+
+#[test]
+fn trim_markers() {
+    assert_eq!(render("a  {{- .Type -}}  b"), "aWarningb");
+    assert_eq!(render("a\n\t{{- .Type }}\n"), "aWarning\n");
+    assert_eq!(render("{{ .Type -}}\n\n  x"), "Warningx");
+    assert_eq!(render("a\n{{- /* c */ -}}\nb"), "ab");
+    // "-3" is a number, not a trim marker.
+    assert_eq!(render("{{-3}}"), "-3");
+    assert_eq!(render("x {{- 3 -}} y"), "x3y");
+}
+
+#[test]
+fn else_if_chains() {
+    let t = "{{ if eq .Reason \"A\" }}a{{ else if eq .Reason \"BackOff\" }}b{{ else if true }}c{{ else }}d{{ end }}";
+    assert_eq!(render(t), "b");
+    assert_eq!(render("{{ if .Labels }}x{{ else }}y{{ end }}"), "y");
+    assert_eq!(
+        render("{{ with .Source.Host }}[{{ . }}]{{ else }}-{{ end }}"),
+        "[node-1]"
+    );
+    assert_eq!(
+        render("{{ with .Action }}[{{ . }}]{{ else }}-{{ end }}"),
+        "-"
+    );
+    assert_eq!(
+        render("{{ with .Action }}1{{ else with .Reason }}{{ . }}{{ end }}"),
+        "BackOff"
+    );
+    assert!(
+        parse_err("{{ if true }}x{{ else }}y{{ else }}z{{ end }}")
+            .message
+            .contains("expected end")
+    );
+}
+
+#[test]
+fn variables_and_scoping() {
+    assert_eq!(
+        render("{{ $n := .InvolvedObject.Name }}{{ $n }}-{{ $n | len }}"),
+        "api-7f-6"
+    );
+    assert_eq!(
+        render("{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }}"),
+        "2"
+    );
+    assert_eq!(
+        render("{{ $x := 1 }}{{ if true }}{{ $x := 2 }}{{ $x }}{{ end }}{{ $x }}"),
+        "21"
+    );
+    assert_eq!(
+        render("{{ with .Source }}{{ $.Reason }}:{{ .Component }}{{ end }}"),
+        "BackOff:kubelet"
+    );
+    assert_eq!(
+        render(
+            "{{ range $i, $o := .InvolvedObject.OwnerReferences }}{{ $i }}={{ $o.Name }}{{ end }}"
+        ),
+        "0=api-rs"
+    );
+    let e = parse_err("{{ if true }}{{ $y := 1 }}{{ end }}{{ $y }}");
+    assert!(e.message.contains("undefined variable \"$y\""), "{e}");
+    assert!(
+        parse_err("{{ $z = 1 }}")
+            .message
+            .contains("undefined variable")
+    );
+    // `$` may be reassigned; then nothing is assumed about it.
+    assert_eq!(render("{{ $ = \"s\" }}{{ $ }}"), "s");
+}
+
+#[test]
+fn range_over_maps_lists_and_else() {
+    assert_eq!(
+        render("{{ range $k, $v := .InvolvedObject.Labels }}{{ $k }}={{ $v }};{{ end }}"),
+        "app=api;team=sre;zone=a;"
+    );
+    assert_eq!(
+        render("{{ range .InvolvedObject.Labels }}[{{ . }}]{{ end }}"),
+        "[api][sre][a]"
+    );
+    assert_eq!(
+        render("{{ range .Labels }}x{{ else }}none{{ end }}"),
+        "none"
+    );
+    assert_eq!(
+        render("{{ range $i, $e := list \"a\" \"b\" }}{{ $i }}{{ $e }}{{ end }}"),
+        "0a1b"
+    );
+    assert_eq!(
+        render("{{ range (dict \"b\" 2 \"a\" 1) }}{{ . }}{{ end }}"),
+        "12"
+    );
+    assert_eq!(
+        render(
+            "{{ range list 1 2 3 4 }}{{ if eq . 2 }}{{ continue }}{{ end }}{{ if eq . 4 }}{{ break }}{{ end }}{{ . }}{{ end }}"
+        ),
+        "13"
+    );
+    assert!(parse_err("{{ break }}").message.contains("outside"));
+    assert!(render("{{ range 5 }}{{ end }}").contains("range can't iterate over 5"));
+}
+
+#[test]
+fn printf_and_print() {
+    assert_eq!(
+        render("{{ printf \"%s/%s\" .Namespace .InvolvedObject.Name }}"),
+        "prod/api-7f"
+    );
+    assert_eq!(render("{{ printf \"%q\" .Reason }}"), "\"BackOff\"");
+    assert_eq!(
+        render("{{ printf \"%d|%5d|%-4d|%03d\" .Count .Count .Count .Count }}"),
+        "3|    3|3   |003"
+    );
+    assert_eq!(
+        render("{{ printf \"%%d events\" .Count }}"),
+        "%d events%!(EXTRA int32=3)"
+    );
+    assert_eq!(
+        render("{{ printf \"%x %t %v\" \"hi\" true 1.5 }}"),
+        "6869 true 1.5"
+    );
+    assert_eq!(render("{{ printf \"%d\" .Reason }}"), "%!d(string=BackOff)");
+    assert_eq!(render("{{ print 1 2 \"a\" 3 }}"), "1 2a3");
+    assert_eq!(render("{{ println .Type 1 }}"), "Warning 1\n");
+    assert_eq!(
+        render("{{ printf \"%v\" .InvolvedObject.Labels.nope }}"),
+        "<nil>"
+    );
+    assert_eq!(
+        render("{{ printf \"%T %T\" .Count .InvolvedObject.Labels }}"),
+        "int32 map[string]string"
+    );
+}
+
+#[test]
+fn builtins() {
+    assert_eq!(render("{{ eq .Type \"Normal\" \"Warning\" }}"), "true");
+    assert_eq!(
+        render("{{ ne .Count 3 }} {{ lt 1 2 }} {{ ge 2.5 2.5 }} {{ gt \"b\" \"a\" }}"),
+        "false true true true"
+    );
+    assert!(render("{{ eq .Count \"3\" }}").contains("incompatible types for comparison"));
+    assert_eq!(render("{{ eq .Labels.x \"a\" }}"), "false");
+    assert_eq!(
+        render("{{ and 1 0 2 }} {{ or 0 \"\" \"x\" }} {{ not .Labels }}"),
+        "0 x true"
+    );
+    assert_eq!(
+        render("{{ and .Labels.x (index .Labels.x \"boom\") }}"),
+        "<no value>"
+    );
+    assert_eq!(
+        render("{{ len .InvolvedObject.Labels }} {{ len \"héllo\" }}"),
+        "3 6"
+    );
+    assert_eq!(
+        render("{{ index .InvolvedObject.Labels \"team\" }}|{{ index .Annotations \"x\" }}|"),
+        "sre||"
+    );
+    assert_eq!(render("{{ index (list 1 (list 2 3)) 1 0 }}"), "2");
+    assert!(render("{{ index (list 1) 5 }}").contains("index out of range"));
+    assert_eq!(
+        render("{{ html .Message }}"),
+        "Back-off restarting &lt;x&gt; &amp; &#34;y&#34;"
+    );
+    assert_eq!(render("{{ js \"a'b<\" }}"), "a\\'b\\u003C");
+    assert_eq!(render("{{ urlquery \"a b&c\" }}"), "a+b%26c");
+    assert_eq!(
+        render("{{ (list 1 2).x }}"),
+        "RENDER ERROR: template: template:1:4: executing \"template\" at <(list 1 2).x>: can't evaluate field x in type []interface {}"
+    );
+}
+
+#[test]
+fn sprig_functions() {
+    assert_eq!(
+        render("{{ .Reason | kebabcase }} {{ .Reason | snakecase }} {{ \"a_b\" | camelcase }}"),
+        "back-off back_off AB"
+    );
+    assert_eq!(
+        render(
+            "{{ default \"x\" .Action }} {{ .Labels.a | default \"y\" }} {{ coalesce .Action .Reason }}"
+        ),
+        "x y BackOff"
+    );
+    assert_eq!(
+        render("{{ ternary \"w\" \"n\" (eq .Type \"Warning\") }}"),
+        "w"
+    );
+    assert_eq!(
+        render("{{ list .Reason .Type | join \",\" }}"),
+        "BackOff,Warning"
+    );
+    assert_eq!(
+        render("{{ .InvolvedObject.APIVersion | splitList \"/\" | last }}"),
+        "v1"
+    );
+    assert_eq!(render("{{ (split \"/\" \"apps/v1\")._1 }}"), "v1");
+    assert_eq!(
+        render("{{ toJson (dict \"k\" .InvolvedObject.Kind \"n\" .Count) }}"),
+        r#"{"k":"Pod","n":3}"#
+    );
+    assert_eq!(
+        render("{{ toJson .Message }}"),
+        r#""Back-off restarting \u003cx\u003e \u0026 \"y\"""#
+    );
+    assert_eq!(
+        render("{{ toRawJson .Message }}"),
+        r#""Back-off restarting <x> & \"y\"""#
+    );
+    assert_eq!(
+        render("{{ toPrettyJson (dict \"a\" 1) }}"),
+        "{\n  \"a\": 1\n}"
+    );
+    assert_eq!(render("{{ (fromJson \"{\\\"a\\\":[1,2]}\").a }}"), "[1 2]");
+    assert_eq!(
+        render(
+            "{{ hasKey .InvolvedObject.Labels \"team\" }} {{ keys .InvolvedObject.Labels | sortAlpha | join \",\" }}"
+        ),
+        "true app,team,zone"
+    );
+    assert_eq!(
+        render(
+            "{{ $d := dict }}{{ $_ := set $d \"a\" 1 }}{{ $d.a }} {{ get $d \"a\" }} {{ hasKey $d \"b\" }}"
+        ),
+        "1 1 false"
+    );
+    assert_eq!(
+        render(
+            "{{ add (int .Count) 1 }} {{ sub 5 2 }} {{ mul 2 3 4 }} {{ div 7 2 }} {{ mod 7 2 }} {{ max 1 9 3 }} {{ add1 .Count }}"
+        ),
+        "4 3 24 3 1 9 4"
+    );
+    assert!(render("{{ div 1 0 }}").contains("integer divide by zero"));
+    assert_eq!(
+        render(
+            "{{ .Message | trunc 8 }}|{{ .Message | abbrev 10 }}|{{ .Reason | upper }}|{{ .Reason | lower | quote }}|{{ .Reason | squote }}"
+        ),
+        "Back-off|Back-of...|BACKOFF|\"backoff\"|'BackOff'"
+    );
+    assert_eq!(
+        render(
+            "{{ \"  x \" | trim }}|{{ trimAll \"$\" \"$a$\" }}|{{ trimPrefix \"Back\" .Reason }}|{{ trimSuffix \"Off\" .Reason }}"
+        ),
+        "x|a|Off|Back"
+    );
+    assert_eq!(
+        render(
+            "{{ .Type | indent 2 }}|{{ .Type | nindent 1 }}|{{ repeat 3 \"ab\" }}|{{ substr 1 3 \"hello\" }}"
+        ),
+        "  Warning|\n Warning|ababab|el"
+    );
+    assert_eq!(
+        render(
+            "{{ regexMatch \"^Back\" .Reason }} {{ regexFind \"[0-9]+\" .InvolvedObject.Name }} {{ regexReplaceAll \"-(\\\\w+)$\" .InvolvedObject.Name \"_${1}\" }}"
+        ),
+        "true 7 api_7f"
+    );
+    assert_eq!(
+        render(
+            "{{ regexSplit \"-\" .InvolvedObject.Name -1 }} {{ regexFindAll \"[a-z]\" \"a1b2c\" 2 }}"
+        ),
+        "[api 7f] [a b]"
+    );
+    assert_eq!(
+        render("{{ regexQuoteMeta \"a.b\" }} {{ regexMatch \"(\" \"x\" }}"),
+        "a\\.b false"
+    );
+    assert_eq!(
+        render("{{ .Reason | sha256sum | trunc 12 }} {{ \"abc\" | sha1sum }}"),
+        "2296259be53e a9993e364706816aba3e25717850c26c9cd0d89d"
+    );
+    assert_eq!(
+        render("{{ .Reason | b64enc }} {{ \"QmFja09mZg==\" | b64dec }}"),
+        "QmFja09mZg== BackOff"
+    );
+    assert_eq!(
+        render(
+            "{{ list 3 1 3 | uniq }} {{ list \"b\" \"a\" | sortAlpha }} {{ list 1 2 3 | rest }} {{ list 1 2 | reverse }} {{ has 2 (list 1 2) }}"
+        ),
+        "[3 1] [a b] [2 3] [2 1] true"
+    );
+    assert_eq!(
+        render(
+            "{{ list 1 \"\" 0 2 | compact }} {{ without (list 1 2 3) 2 }} {{ append (list 1) 2 }} {{ prepend (list 1) 0 }}"
+        ),
+        "[1 2] [1 3] [1 2] [0 1]"
+    );
+    assert_eq!(
+        render(
+            "{{ empty .Action }} {{ empty .FirstTimestamp }} {{ toString .Count }} {{ atoi \"42\" }} {{ int64 \"7\" }} {{ float64 \"1.5\" }}"
+        ),
+        "true false 3 42 7 1.5"
+    );
+    assert_eq!(
+        render(
+            "{{ title \"hello world\" }} {{ untitle \"Hello\" }} {{ swapcase \"aB\" }} {{ initials \"Hello World\" }} {{ nospace \"a b  c\" }}"
+        ),
+        "Hello World hello Ab HW abc"
+    );
+    assert_eq!(
+        render(
+            "{{ replace \"-\" \"_\" .InvolvedObject.Name }} {{ contains \"off\" .Message }} {{ hasPrefix \"Back\" .Reason }} {{ hasSuffix \"Off\" .Reason }}"
+        ),
+        "api_7f true true true"
+    );
+    assert_eq!(
+        render(
+            "{{ cat \"a\" 1 nil \"b\" }} {{ plural \"one\" \"many\" 2 }} {{ wrapWith 3 \"|\" \"abcdef\" }}"
+        ),
+        "a 1 b many abc|def"
+    );
+    assert_eq!(
+        render(
+            "{{ .FirstTimestamp | date \"2006-01-02\" }} {{ unixEpoch .FirstTimestamp }} {{ duration \"90\" }}"
+        ),
+        "2026-11-23 1795428001 1m30s"
+    );
+    assert_eq!(
+        render("{{ (toDate \"2006-01-02 15:04\" \"2026-01-02 03:04\").Unix }}"),
+        "1767323040"
+    );
+    assert_eq!(
+        render("{{ dateInZone \"15:04 MST\" .FirstTimestamp \"UTC\" }}"),
+        "10:00 UTC"
+    );
+    assert_eq!(
+        render("{{ typeOf .Count }} {{ kindOf .InvolvedObject.Labels }} {{ typeOf . }}"),
+        "int32 map *main.EnhancedEvent"
+    );
+    assert_eq!(
+        render(
+            "{{ seq 3 }} {{ until 3 }} {{ dig \"a\" \"b\" \"def\" (dict \"a\" (dict \"b\" 1)) }}"
+        ),
+        "1 2 3 [0 1 2] 1"
+    );
+    assert!(render("{{ upper .Count }}").contains("expected string; got int32"));
+}
+
+#[test]
+fn parse_errors_say_what_and_where() {
+    let e = parse_err("{{ nosuchfunc .Reason }}");
+    assert_eq!((e.line, e.column), (1, 4));
+    assert!(e.message.contains("function \"nosuchfunc\" not defined"));
+    assert!(e.to_string().starts_with("template: template:1:4: "));
+
+    let e = parse_err("line1\n  {{ .NoSuchField }}");
+    assert_eq!((e.line, e.column), (2, 6));
+    assert!(
+        e.message
+            .contains("can't evaluate field NoSuchField in type *main.EnhancedEvent"),
+        "{e}"
+    );
+
+    let e = parse_err("{{ .InvolvedObject.NoSuchField }}");
+    assert!(
+        e.message.contains("in type main.EnhancedObjectReference"),
+        "{e}"
+    );
+    assert!(
+        parse_err("{{ .Source.Nope }}")
+            .message
+            .contains("v1.EventSource")
+    );
+    assert!(
+        parse_err("{{ with .Source }}{{ .Nope }}{{ end }}")
+            .message
+            .contains("v1.EventSource")
+    );
+    assert!(
+        parse_err("{{ .Reason.Foo }}")
+            .message
+            .contains("in type string")
+    );
+    assert!(
+        parse_err("{{ .FirstTimestamp.Nope }}")
+            .message
+            .contains("v1.Time")
+    );
+    assert!(
+        parse_err("{{ if .Reason }}unterminated")
+            .message
+            .contains("unexpected EOF")
+    );
+    assert!(
+        parse_err("{{ end }}")
+            .message
+            .contains("unexpected {{end}}")
+    );
+    assert!(parse_err("{{ .Reason ").message.contains("unclosed action"));
+    assert!(
+        parse_err("{{ \"abc }}")
+            .message
+            .contains("unterminated quoted string")
+    );
+    assert!(
+        parse_err("{{ .Labels.my-key }}")
+            .message
+            .contains("bad character")
+    );
+    assert!(parse_err("{{ }}").message.contains("missing value"));
+    assert!(
+        parse_err("{{ .Reason | \"x\" }}")
+            .message
+            .contains("non executable command")
+    );
+    assert!(
+        parse_err("{{ upper }}")
+            .message
+            .contains("wrong number of args for upper")
+    );
+    assert!(
+        parse_err("{{ .FirstTimestamp.Format }}")
+            .message
+            .contains("wrong number of args for Format")
+    );
+    assert!(
+        parse_err("{{ semver \"1.0\" }}")
+            .message
+            .contains("not supported")
+    );
+    assert!(
+        parse_err("{{ (1 }}")
+            .message
+            .contains("unclosed left paren")
+    );
+    assert!(
+        parse_err("{{/* x */ y }}")
+            .message
+            .contains("comment ends before closing delimiter")
+    );
+    // Fields of maps and of values of unknown type are not checked statically.
+    assert_eq!(render("{{ .InvolvedObject.Labels.AnyKey }}"), "<no value>");
+    assert!(
+        render("{{ range list 1 }}{{ .Foo }}{{ end }}")
+            .contains("can't evaluate field Foo in type int")
+    );
+}
+
+#[test]
+fn render_errors_are_go_like() {
+    let ev = event();
+    let t = Template::parse("x {{ .Reason | upper }} {{ index .InvolvedObject.Labels 1 }}")
+        .expect("parses");
+    let e = t.render_to_string(ev.view()).expect_err("fails");
+    assert!(e.message.starts_with("template: template:1:"), "{e}");
+    assert!(e.message.contains("error calling index"), "{e}");
+}
+
+#[test]
+fn define_template_block() {
+    assert_eq!(
+        render(
+            "{{ define \"k\" }}<{{ .Component }}>{{ end }}{{ template \"k\" .Source }}{{ block \"b\" .Type }}[{{ . }}]{{ end }}"
+        ),
+        "<kubelet>[Warning]"
+    );
+    assert!(render("{{ template \"nope\" }}").contains("no such template"));
+    assert!(
+        render("{{ define \"r\" }}{{ template \"r\" }}{{ end }}{{ template \"r\" }}")
+            .contains("maximum template depth")
+    );
+}
+
+#[test]
+fn literals() {
+    assert_eq!(render("{{ `raw {{ x }}` }}"), "raw {{ x }}");
+    assert_eq!(render("{{ \"a\\tb\\u00e9\\x41\" }}"), "a\tbéA");
+    assert_eq!(
+        render("{{ 'a' }} {{ 0x1F }} {{ 1e3 }} {{ 1.5 }} {{ 1_000 }} {{ -2 }}"),
+        "97 31 1000 1.5 1000 -2"
+    );
+    assert_eq!(
+        render("{{ true }} {{ 1000000.0 }} {{ 0.00001 }}"),
+        "true 1e+06 1e-05"
+    );
+    assert!(
+        parse_err("{{ nil }}")
+            .message
+            .contains("nil is not a command")
+    );
+}
+
+#[test]
+fn garbage_never_panics() {
+    let ev = event();
+    let pieces = [
+        "{{",
+        "}}",
+        "{{-",
+        "-}}",
+        " ",
+        ".",
+        "..",
+        "$",
+        "$x",
+        ":=",
+        "=",
+        "|",
+        "(",
+        ")",
+        "\"",
+        "`",
+        "'",
+        "if",
+        "else",
+        "end",
+        "range",
+        "with",
+        "define",
+        "template",
+        "block",
+        "break",
+        "continue",
+        ".Reason",
+        ".Labels.a",
+        "printf",
+        "\"%d\"",
+        "index",
+        "1",
+        "-1",
+        "1.5e",
+        "0x",
+        "nil",
+        "/*",
+        "*/",
+        "é",
+        "\u{0}",
+        "\n",
+        ",",
+        "len",
+        "slice",
+        "and",
+        "or",
+        "not",
+        "eq",
+        "list",
+        "dict",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..5000 {
+        let mut src = String::new();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let n = (seed % 12) as usize + 1;
+        for k in 0..n {
+            let x = seed.rotate_left(k as u32 * 5);
+            src.push_str(pieces[(x % pieces.len() as u64) as usize]);
+            if x & 1 == 0 {
+                src.push(' ');
+            }
+        }
+        if let Ok(t) = Template::parse(&src) {
+            let _ = t.render_to_string(ev.view());
+        }
+    }
+    // Byte-level truncations of a real template.
+    let full = "{{ if eq .Reason \"BackOff\" -}} {{ printf \"%s/%q\" .Namespace (.InvolvedObject.Labels.team | upper) }}{{ else }}{{ range $k, $v := .InvolvedObject.Labels }}{{ $k }}{{ end }}{{ end }}";
+    for i in 0..=full.len() {
+        if let Some(prefix) = full.get(..i)
+            && let Ok(t) = Template::parse(prefix)
+        {
+            let _ = t.render_to_string(ev.view());
+        }
+    }
+}
+
+#[test]
+fn template_is_send_sync_clone() {
+    fn assert_traits<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    assert_traits::<Template>();
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let deep_parens = format!("{{{{ {}1{} }}}}", "(".repeat(10_000), ")".repeat(10_000));
+    assert!(parse_err(&deep_parens).message.contains("nesting"));
+    let deep_ifs = format!(
+        "{}x{}",
+        "{{ if true }}".repeat(10_000),
+        "{{ end }}".repeat(10_000)
+    );
+    assert!(parse_err(&deep_ifs).message.contains("nesting"));
+    // 40 nested ifs in a template that calls itself: bounded at render time.
+    let body = format!(
+        "{}{{{{ template \"r\" . }}}}{}",
+        "{{ if true }}".repeat(40),
+        "{{ end }}".repeat(40)
+    );
+    let src = format!("{{{{ define \"r\" }}}}{body}{{{{ end }}}}{{{{ template \"r\" . }}}}");
+    assert!(render(&src).contains("RENDER ERROR"));
+}
