@@ -130,6 +130,62 @@ impl Layout {
         self.render_at(event, &mut String::new())
     }
 
+    /// Renders the layout for `event` straight into JSON text, exactly as
+    /// `gojson::write_compact(&self.render(event)?)` would, without building the value.
+    /// `scratch` is a reusable buffer for template output.
+    pub fn write_json(
+        &self,
+        event: Event<'_>,
+        out: &mut String,
+        scratch: &mut String,
+    ) -> Result<(), LayoutRenderError> {
+        if self.write_into(event, out, scratch).is_err() {
+            // Errors are rare: render again the slow way to say where it failed.
+            return self.render(event).map(|_| ());
+        }
+        Ok(())
+    }
+
+    fn write_into(
+        &self,
+        event: Event<'_>,
+        out: &mut String,
+        scratch: &mut String,
+    ) -> Result<(), RenderError> {
+        match self {
+            Layout::Template(t) => {
+                scratch.clear();
+                t.render(event, scratch)?;
+                crate::gojson::write_string(scratch, out);
+            }
+            // A BTreeMap iterates in byte order of its keys: the order Go sorts them in.
+            Layout::Map(map) => {
+                out.push('{');
+                for (i, (k, v)) in map.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    crate::gojson::write_string(k, out);
+                    out.push(':');
+                    v.write_into(event, out, scratch)?;
+                }
+                out.push('}');
+            }
+            Layout::List(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    v.write_into(event, out, scratch)?;
+                }
+                out.push(']');
+            }
+            Layout::Scalar(v) => crate::gojson::write_compact(v, out),
+        }
+        Ok(())
+    }
+
     fn render_at(
         &self,
         event: Event<'_>,

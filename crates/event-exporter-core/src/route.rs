@@ -9,8 +9,10 @@
 //! - sub-routes run only when every `match` rule matched (vacuously so when there are none);
 //! - a receiver reached twice is sent to twice.
 //!
-//! [`Router::compile`] builds the tree once; [`Router::route`] borrows the event and allocates
-//! nothing (receivers are reported through a callback, or appended to a reused `Vec`).
+//! [`Router::compile`] builds the tree once. Identical tests (same field, same pattern) written
+//! in several rules compile to one [`Predicate`]; [`Router::route`] evaluates each predicate at
+//! most once per event (a bitset on the stack), borrows the event and allocates nothing
+//! (receivers are reported through a callback, or appended to a reused `Vec`).
 
 use std::collections::HashMap;
 
@@ -18,7 +20,7 @@ use crate::config::{RouteConfig, RuleConfig};
 use crate::event::Event;
 use crate::pattern::{Pattern, PatternError, Strategy};
 
-/// Something that decides whether an event matches.
+/// Something that decides whether an event matches (a [`Predicate`]).
 pub trait Matcher {
     /// Whether `event` matches.
     fn matches(&self, event: &Event<'_>) -> bool;
@@ -36,7 +38,7 @@ impl ReceiverId {
 }
 
 /// An event field a rule can test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
     /// `message`.
     Message,
@@ -86,39 +88,99 @@ impl Field {
     }
 }
 
-/// A compiled rule.
-#[derive(Debug, Clone)]
-pub struct Rule {
-    fields: Box<[(Field, Pattern)]>,
-    labels: Box<[(Box<str>, Pattern)]>,
-    annotations: Box<[(Box<str>, Pattern)]>,
-    min_count: i32,
-    receiver: Option<ReceiverId>,
+/// What a predicate tests.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Subject {
+    Field(Field),
+    Label(Box<str>),
+    Annotation(Box<str>),
 }
 
-impl Matcher for Rule {
+/// One compiled test of one event field, label or annotation. Identical tests written in
+/// several rules compile to one predicate, evaluated at most once per event.
+#[derive(Debug, Clone)]
+pub struct Predicate {
+    subject: Subject,
+    pattern: Pattern,
+}
+
+impl Matcher for Predicate {
     #[inline]
     fn matches(&self, event: &Event<'_>) -> bool {
-        // All tests are a conjunction, so their order is free: cheapest first.
-        self.fields
-            .iter()
-            .all(|(field, pattern)| pattern.is_match(field.get(event)))
-            && self
-                .labels
-                .iter()
-                .all(|(k, p)| event.label(k).is_some_and(|v| p.is_match(v)))
-            && self
-                .annotations
-                .iter()
-                .all(|(k, p)| event.annotation(k).is_some_and(|v| p.is_match(v)))
-            && event.count() >= self.min_count
+        match &self.subject {
+            Subject::Field(field) => self.pattern.is_match(field.get(event)),
+            // Labels and annotations must exist, then match.
+            Subject::Label(key) => event.label(key).is_some_and(|v| self.pattern.is_match(v)),
+            Subject::Annotation(key) => event
+                .annotation(key)
+                .is_some_and(|v| self.pattern.is_match(v)),
+        }
     }
+}
+
+impl Predicate {
+    fn cost(&self) -> u8 {
+        let lookup = u8::from(!matches!(self.subject, Subject::Field(_)));
+        self.pattern.cost() + lookup
+    }
+}
+
+/// Index of a predicate in the router's table.
+type PredId = u32;
+
+/// How many predicates a per-event memo covers (64 per word); predicates beyond it are simply
+/// evaluated each time they are reached.
+const MEMO_WORDS: usize = 4;
+
+/// Per-event evaluation state: each predicate's result, computed at most once. Lives on the
+/// stack: routing allocates nothing.
+struct Eval<'r, 'e, 'a> {
+    predicates: &'r [Predicate],
+    event: &'e Event<'a>,
+    known: [u64; MEMO_WORDS],
+    value: [u64; MEMO_WORDS],
+}
+
+impl Eval<'_, '_, '_> {
+    #[inline]
+    fn test(&mut self, id: PredId) -> bool {
+        let Some(pred) = self.predicates.get(id as usize) else {
+            return false;
+        };
+        let (word, bit) = ((id / 64) as usize, 1u64 << (id % 64));
+        if word >= MEMO_WORDS {
+            return pred.matches(self.event);
+        }
+        if self.known[word] & bit != 0 {
+            return self.value[word] & bit != 0;
+        }
+        let result = pred.matches(self.event);
+        self.known[word] |= bit;
+        if result {
+            self.value[word] |= bit;
+        }
+        result
+    }
+}
+
+/// A compiled rule: a conjunction of predicates (cheapest first) and `minCount`.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    predicates: Box<[PredId]>,
+    min_count: i32,
+    receiver: Option<ReceiverId>,
 }
 
 impl Rule {
     /// The receiver a match rule sends to.
     pub fn receiver(&self) -> Option<ReceiverId> {
         self.receiver
+    }
+
+    #[inline]
+    fn matches(&self, eval: &mut Eval<'_, '_, '_>) -> bool {
+        // All tests are a conjunction, so their order is free: cheapest first.
+        eval.event.count() >= self.min_count && self.predicates.iter().all(|&id| eval.test(id))
     }
 }
 
@@ -131,15 +193,15 @@ pub struct Route {
 }
 
 impl Route {
-    /// Runs `event` through this route, calling `send` for every receiver reached, in order.
+    /// Runs the event through this route, calling `send` for every receiver reached, in order.
     #[inline]
-    pub fn process(&self, event: &Event<'_>, send: &mut impl FnMut(ReceiverId)) {
-        if self.drop.iter().any(|rule| rule.matches(event)) {
+    fn process(&self, eval: &mut Eval<'_, '_, '_>, send: &mut impl FnMut(ReceiverId)) {
+        if self.drop.iter().any(|rule| rule.matches(eval)) {
             return;
         }
         let mut all = true;
         for rule in self.matches.iter() {
-            if rule.matches(event) {
+            if rule.matches(eval) {
                 if let Some(id) = rule.receiver {
                     send(id);
                 }
@@ -149,7 +211,7 @@ impl Route {
         }
         if all {
             for route in self.routes.iter() {
-                route.process(event, send);
+                route.process(eval, send);
             }
         }
     }
@@ -215,17 +277,47 @@ pub struct RouteErrors {
 #[derive(Debug, Clone, Default)]
 pub struct Router {
     root: Route,
+    predicates: Box<[Predicate]>,
     receivers: Box<[Box<str>]>,
     warnings: Vec<GlobWarning>,
 }
 
 struct Compiler<'a> {
     ids: HashMap<&'a str, ReceiverId>,
+    predicates: Vec<Predicate>,
+    interned: HashMap<(Subject, String), PredId>,
     errors: Vec<RouteError>,
     warnings: Vec<GlobWarning>,
 }
 
 impl Compiler<'_> {
+    /// The predicate testing `subject` against `source`, compiled once per distinct pair.
+    /// `None` when the pattern does not compile (reported) or matches everything (no test).
+    fn predicate(
+        &mut self,
+        place: impl FnOnce() -> Place,
+        subject: Subject,
+        source: &str,
+    ) -> Option<PredId> {
+        let key = (subject, source.to_owned());
+        if let Some(id) = self.interned.get(&key) {
+            return Some(*id);
+        }
+        let pattern = self.pattern(place, source)?;
+        // A field pattern that matches everything constrains nothing; a label's still
+        // requires the label to exist.
+        if pattern.strategy() == Strategy::Always && matches!(key.0, Subject::Field(_)) {
+            return None;
+        }
+        let id = PredId::try_from(self.predicates.len()).unwrap_or(PredId::MAX);
+        self.predicates.push(Predicate {
+            subject: key.0.clone(),
+            pattern,
+        });
+        self.interned.insert(key, id);
+        Some(id)
+    }
+
     fn pattern(&mut self, place: impl FnOnce() -> Place, source: &str) -> Option<Pattern> {
         match Pattern::compile(source) {
             Ok((pattern, fallback)) => {
@@ -259,31 +351,28 @@ impl Compiler<'_> {
             (Field::Component, &cfg.component),
             (Field::Host, &cfg.host),
         ];
-        let mut fields = Vec::new();
+        let mut predicates = Vec::new();
         for (field, src) in candidates {
             if src.is_empty() {
                 continue;
             }
-            match self.pattern(|| format!("{place}.{}", field.key()), src) {
-                // A pattern that matches everything constrains nothing: leave it out.
-                Some(p) if p.strategy() == Strategy::Always => {}
-                Some(p) => fields.push((field, p)),
-                None => {}
-            }
+            let place = || format!("{place}.{}", field.key());
+            predicates.extend(self.predicate(place, Subject::Field(field), src));
         }
-        fields.sort_by_key(|(_, p)| p.cost());
-        let mut map_patterns = |what: &str, map: &std::collections::BTreeMap<String, String>| {
-            let mut out: Vec<(Box<str>, Pattern)> = Vec::new();
-            for (k, v) in map {
-                if let Some(p) = self.pattern(|| format!("{place}.{what}.{k}"), v) {
-                    out.push((k.as_str().into(), p));
-                }
-            }
-            out.sort_by_key(|(_, p)| p.cost());
-            out.into_boxed_slice()
-        };
-        let labels = map_patterns("labels", &cfg.labels);
-        let annotations = map_patterns("annotations", &cfg.annotations);
+        for (k, v) in &cfg.labels {
+            let place = || format!("{place}.labels.{k}");
+            predicates.extend(self.predicate(place, Subject::Label(k.as_str().into()), v));
+        }
+        for (k, v) in &cfg.annotations {
+            let place = || format!("{place}.annotations.{k}");
+            predicates.extend(self.predicate(place, Subject::Annotation(k.as_str().into()), v));
+        }
+        predicates.sort_by_key(|id| {
+            self.predicates
+                .get(*id as usize)
+                .map_or(u8::MAX, Predicate::cost)
+        });
+        predicates.dedup();
         let receiver = if is_match && !cfg.receiver.is_empty() {
             match self.ids.get(cfg.receiver.as_str()) {
                 Some(id) => Some(*id),
@@ -299,9 +388,7 @@ impl Compiler<'_> {
             None
         };
         Rule {
-            fields: fields.into_boxed_slice(),
-            labels,
-            annotations,
+            predicates: predicates.into_boxed_slice(),
             min_count: cfg.min_count,
             receiver,
         }
@@ -343,6 +430,8 @@ impl Router {
     ) -> Result<Self, RouteErrors> {
         let mut compiler = Compiler {
             ids: HashMap::new(),
+            predicates: Vec::new(),
+            interned: HashMap::new(),
             errors: Vec::new(),
             warnings: Vec::new(),
         };
@@ -360,6 +449,7 @@ impl Router {
         }
         Ok(Self {
             root,
+            predicates: compiler.predicates.into_boxed_slice(),
             receivers: receivers.iter().map(|s| s.as_ref().into()).collect(),
             warnings: compiler.warnings,
         })
@@ -384,7 +474,22 @@ impl Router {
     /// often as it is reached. Allocates nothing.
     #[inline]
     pub fn route(&self, event: &Event<'_>, mut send: impl FnMut(ReceiverId)) {
-        self.root.process(event, &mut send);
+        let mut eval = self.eval(event);
+        self.root.process(&mut eval, &mut send);
+    }
+
+    fn eval<'r, 'e, 'a>(&'r self, event: &'e Event<'a>) -> Eval<'r, 'e, 'a> {
+        Eval {
+            predicates: &self.predicates,
+            event,
+            known: [0; MEMO_WORDS],
+            value: [0; MEMO_WORDS],
+        }
+    }
+
+    /// The distinct predicates the route tree tests (identical tests are shared).
+    pub fn predicates(&self) -> &[Predicate] {
+        &self.predicates
     }
 
     /// Routes `event`, replacing the contents of `out` with the receivers reached. Reusing `out`
@@ -392,7 +497,8 @@ impl Router {
     #[inline]
     pub fn route_into(&self, event: &Event<'_>, out: &mut Vec<ReceiverId>) {
         out.clear();
-        self.root.process(event, &mut |id| out.push(id));
+        let mut eval = self.eval(event);
+        self.root.process(&mut eval, &mut |id| out.push(id));
     }
 }
 
@@ -473,6 +579,35 @@ mod tests {
                 .to_string()
                 .starts_with("route.routes[1].drop[0].reason: `[a-`")
         );
+    }
+
+    #[test]
+    fn identical_tests_compile_to_one_predicate() {
+        let r = router(&format!(
+            "route:\n  routes:\n  - match: [{{kind: Cluster, reason: A, receiver: a}}]\n  - match: [{{kind: Cluster, reason: B, receiver: b}}]\n  - match: [{{labels: {{kind: Cluster}}, receiver: a}}]\n{RECEIVERS}"
+        ));
+        // kind=Cluster (shared), reason=A, reason=B, and the label test (a different subject).
+        assert_eq!(r.predicates().len(), 4);
+        let cluster_b = ev(r#"{"metadata":{},"involvedObject":{"kind":"Cluster"},"reason":"B"}"#);
+        assert_eq!(names(&r, &cluster_b), ["b"]);
+    }
+
+    #[test]
+    fn more_predicates_than_the_memo_holds_still_route_right() {
+        // 300 distinct reasons: predicates past the memo's 256 are evaluated directly.
+        let mut yaml = String::from("route:\n  routes:\n");
+        for i in 0..300 {
+            yaml.push_str(&format!("  - match: [{{reason: '^R{i}$', receiver: a}}]\n"));
+        }
+        yaml.push_str(RECEIVERS);
+        let r = router(&yaml);
+        assert_eq!(r.predicates().len(), 300);
+        for i in [0, 255, 256, 299] {
+            let e = ev(&format!(
+                r#"{{"metadata":{{}},"involvedObject":{{}},"reason":"R{i}"}}"#
+            ));
+            assert_eq!(names(&r, &e), ["a"], "R{i}");
+        }
     }
 
     #[test]

@@ -56,13 +56,18 @@ impl Encoding {
     }
 
     fn encode_plain(&self, event: Event<'_>) -> Result<String, RenderError> {
-        let value = match &self.layout {
-            Some(layout) => layout.render(event).map_err(|e| RenderError {
-                message: e.to_string(),
-            })?,
-            None => event_json::to_go_json(event),
-        };
-        Ok(gojson::to_string(&value))
+        match &self.layout {
+            Some(layout) => {
+                let mut out = String::with_capacity(256);
+                layout
+                    .write_json(event, &mut out, &mut String::new())
+                    .map_err(|e| RenderError {
+                        message: e.to_string(),
+                    })?;
+                Ok(out)
+            }
+            None => Ok(gojson::to_string(&event_json::to_go_json(event))),
+        }
     }
 }
 
