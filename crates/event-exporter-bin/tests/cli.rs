@@ -245,6 +245,24 @@ fn check_accepts_the_example_and_conf_is_an_alias() {
 }
 
 #[test]
+fn check_accepts_every_corpus_config_including_the_seed_chart() {
+    for entry in std::fs::read_dir(compat().join("configs")).unwrap() {
+        let path = entry.unwrap().path();
+        let out = run(&["check", "--config", s(&path)]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            text(&out.stderr)
+        );
+        assert!(
+            !text(&out.stderr).contains('\u{1b}'),
+            "no colour codes when not a terminal"
+        );
+    }
+}
+
+#[test]
 fn check_reports_every_problem_and_fails() {
     let dir = TempDir::new("check");
     let cfg = dir.file(
