@@ -9,6 +9,7 @@ pub mod encode;
 pub mod file;
 pub mod grafana;
 pub mod http;
+pub mod lines;
 pub mod slack;
 pub mod stdout;
 pub mod webhook;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use super::{Answer, Incoming, json_reply, serve, text_reply};
+use super::{Answer, Incoming, json_reply, serve_state, text_reply};
 
 #[derive(Debug, Clone)]
 pub enum Fault {
@@ -57,19 +57,14 @@ fn message(status: u16, text: &str) -> Answer {
 impl FakeGrafana {
     /// `token` may create; `read_only_token` is a Viewer's; `basic` is `user:password`.
     pub async fn start(token: &str, read_only_token: &str, basic: &str) -> Self {
-        let state = Arc::new(Mutex::new(State {
+        let state = State {
             token: token.into(),
             read_only_token: read_only_token.into(),
             basic: basic.into(),
             now_ms: 1_800_000_000_000,
             ..State::default()
-        }));
-        let handler_state = Arc::clone(&state);
-        let addr = serve(move |req| {
-            let state = Arc::clone(&handler_state);
-            async move { handle(&state, req) }
-        })
-        .await;
+        };
+        let (addr, state) = serve_state(state, handle).await;
         Self { addr, state }
     }
 

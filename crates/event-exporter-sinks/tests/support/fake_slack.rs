@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use super::{Answer, Incoming, json_reply, serve, text_reply};
+use super::{Answer, Incoming, json_reply, serve_state, text_reply};
 
 /// A fault to answer the next request with.
 #[derive(Debug, Clone)]
@@ -75,13 +75,7 @@ impl FakeSlack {
             state.channels.insert((*name).to_owned(), (*id).to_owned());
             state.channels.insert((*id).to_owned(), (*id).to_owned());
         }
-        let state = Arc::new(Mutex::new(state));
-        let handler_state = Arc::clone(&state);
-        let addr = serve(move |req| {
-            let state = Arc::clone(&handler_state);
-            async move { handle(&state, req) }
-        })
-        .await;
+        let (addr, state) = serve_state(state, handle).await;
         Self { addr, state }
     }
 

@@ -6,6 +6,7 @@ pub mod fake_slack;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -78,6 +79,22 @@ where
         }
     });
     addr
+}
+
+/// Serves a stateful fake: `handle` answers each request with the shared `state` locked.
+/// Returns the address and the state (for assertions and fault injection).
+pub async fn serve_state<S: Send + 'static>(
+    state: S,
+    handle: fn(&Mutex<S>, Incoming) -> Answer,
+) -> (SocketAddr, Arc<Mutex<S>>) {
+    let state = Arc::new(Mutex::new(state));
+    let shared = Arc::clone(&state);
+    let addr = serve(move |req| {
+        let state = Arc::clone(&shared);
+        async move { handle(&state, req) }
+    })
+    .await;
+    (addr, state)
 }
 
 /// A JSON response.

@@ -13,6 +13,23 @@ use super::super::value::{DictRef, IntKind, ListKind, TimeKind, Value};
 use super::{FResult, Func, gofmt, str_list, strcase};
 use crate::gojson;
 
+/// Sprig's `quote`, `squote` and `cat`: the non-nil arguments, each written by `write`, joined
+/// by spaces.
+fn join_non_nil(args: &[Value<'_>], mut write: impl FnMut(&Value<'_>, &mut String)) -> String {
+    let mut out = String::new();
+    let present = args
+        .iter()
+        .map(|a| a.clone().into_iface())
+        .filter(|a| !matches!(a, Value::Nil));
+    for (i, a) in present.enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        write(&a, &mut out);
+    }
+    out
+}
+
 fn take<'a>(args: &mut [Value<'a>], i: usize) -> Value<'a> {
     args.get_mut(i)
         .map_or(Value::Nil, |v| std::mem::replace(v, Value::Nil))
@@ -714,51 +731,15 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
         F::HasSuffix => Ok(Value::Bool(
             str_arg(&args[1])?.ends_with(str_arg(&args[0])?),
         )),
-        F::Quote => {
-            let mut out = String::new();
-            for a in args.iter().map(|a| a.clone().into_iface()) {
-                if matches!(a, Value::Nil) {
-                    continue;
-                }
-                if !out.is_empty() {
-                    out.push(' ');
-                }
-                gofmt::go_quote(&a.strval(), &mut out);
-            }
-            s(out)
-        }
-        F::Squote => {
-            let mut out = String::new();
-            let mut first = true;
-            for a in args.iter().map(|a| a.clone().into_iface()) {
-                if matches!(a, Value::Nil) {
-                    continue;
-                }
-                if !first {
-                    out.push(' ');
-                }
-                first = false;
-                out.push('\'');
-                gofmt::fmt_arg_v(&a, &mut out);
-                out.push('\'');
-            }
-            s(out)
-        }
-        F::Cat => {
-            let mut out = String::new();
-            let mut first = true;
-            for a in args.iter().map(|a| a.clone().into_iface()) {
-                if matches!(a, Value::Nil) {
-                    continue;
-                }
-                if !first {
-                    out.push(' ');
-                }
-                first = false;
-                gofmt::fmt_arg_v(&a, &mut out);
-            }
-            s(out)
-        }
+        F::Quote => s(join_non_nil(args, |a, out| {
+            gofmt::go_quote(&a.strval(), out)
+        })),
+        F::Squote => s(join_non_nil(args, |a, out| {
+            out.push('\'');
+            gofmt::fmt_arg_v(a, out);
+            out.push('\'');
+        })),
+        F::Cat => s(join_non_nil(args, gofmt::fmt_arg_v)),
         F::Indent | F::Nindent => {
             let n = int_arg(&args[0])?;
             let x = str_arg(&args[1])?;
