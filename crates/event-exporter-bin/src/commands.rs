@@ -62,7 +62,7 @@ pub(crate) fn route(config: &Path, events_path: &Path) -> anyhow::Result<ExitCod
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let records = events::read(events_path)?;
+    let records = events::read(events_path, &loaded.cluster_name)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut bad = 0;
@@ -140,7 +140,7 @@ pub(crate) fn render(
                 .join(", ")
         );
     }
-    let records = events::read(events_path)?;
+    let records = events::read(events_path, &loaded.cluster_name)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failures = 0;
@@ -215,7 +215,7 @@ pub(crate) fn run(config: &Path, events_path: &Path, grace: Duration) -> anyhow:
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let records = events::read(events_path)?;
+    let records = events::read(events_path, &loaded.cluster_name)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -13,8 +13,9 @@ pub(crate) struct Record {
     pub(crate) event: Result<EnrichedEvent, String>,
 }
 
-/// Reads every record of `path` (`-` for stdin).
-pub(crate) fn read(path: &Path) -> anyhow::Result<Vec<Record>> {
+/// Reads every record of `path` (`-` for stdin); a non-empty `cluster_name` (the config's
+/// `clusterName`) is set on every event, as the exporter does for the events it watches.
+pub(crate) fn read(path: &Path, cluster_name: &str) -> anyhow::Result<Vec<Record>> {
     let text = if path == Path::new("-") {
         let mut s = String::new();
         std::io::stdin()
@@ -24,7 +25,13 @@ pub(crate) fn read(path: &Path) -> anyhow::Result<Vec<Record>> {
     } else {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
     };
-    Ok(parse(&text))
+    let mut records = parse(&text);
+    if !cluster_name.is_empty() {
+        for ev in records.iter_mut().filter_map(|r| r.event.as_mut().ok()) {
+            cluster_name.clone_into(&mut ev.cluster_name);
+        }
+    }
+    Ok(records)
 }
 
 /// Splits `text` into records.

@@ -9,6 +9,8 @@ pub(crate) struct Loaded {
     pub(crate) router: Router,
     /// The receivers' sinks, indexed like the router's receivers (empty when not built).
     pub(crate) sinks: Vec<Box<dyn Sink>>,
+    /// `clusterName`: stamped on every event, as upstream does (empty: leave events as read).
+    pub(crate) cluster_name: String,
 }
 
 /// Loads and compiles `path`. With `build_sinks` false only the route tree is compiled (what
@@ -39,7 +41,11 @@ pub(crate) fn load(path: &Path, build_sinks: bool) -> Result<Loaded, Vec<String>
             for w in router.warnings() {
                 tracing::warn!("{}", at(w));
             }
-            Ok(Loaded { router, sinks })
+            Ok(Loaded {
+                router,
+                sinks,
+                cluster_name: config.cluster_name.clone(),
+            })
         }
         _ => Err(problems),
     }

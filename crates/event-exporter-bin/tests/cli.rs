@@ -245,6 +245,24 @@ fn check_accepts_the_example_and_conf_is_an_alias() {
 }
 
 #[test]
+fn every_example_config_checks_and_renders() {
+    for name in ["config.yaml", "slack.yaml", "grafana.yaml"] {
+        let cfg = root().join("examples").join(name);
+        let out = run(&["check", "--config", s(&cfg)]);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let events = root().join("examples/events.jsonl");
+        let out = run(&["render", "--config", s(&cfg), "--events", s(&events)]);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let lines = json_lines(&out);
+        assert!(!lines.is_empty(), "{name} renders something");
+        assert!(
+            text(&out.stdout).contains("gs-prod-1"),
+            "{name}: clusterName reaches the templates"
+        );
+    }
+}
+
+#[test]
 fn check_accepts_every_corpus_config_including_the_seed_chart() {
     for entry in std::fs::read_dir(compat().join("configs")).unwrap() {
         let path = entry.unwrap().path();
@@ -370,6 +388,13 @@ fn render_shows_requests_and_hides_secrets() {
         assert!(req["body"]["what"].as_str().unwrap().contains(" - "));
     }
     assert!(!text(&out.stdout).contains("glsa-secret"));
+    // The config's clusterName is stamped on every event, as upstream does.
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["requests"][0]["body"]["tags"][6] == "gs-prod-1"),
+        "{lines:?}"
+    );
     let shown = run(&[
         "render",
         "--config",
