@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use event_exporter_sinks::delivery::{DispatchOptions, Dispatcher};
+use event_exporter_sinks::delivery::Dispatcher;
 
 use crate::events::{self, Record};
 use crate::load::{Loaded, load};
@@ -221,7 +221,8 @@ pub(crate) fn run(config: &Path, events_path: &Path, grace: Duration) -> anyhow:
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let dispatcher = Dispatcher::start(loaded.router, loaded.sinks, DispatchOptions::default());
+        let receivers = loaded.sinks.into_iter().zip(loaded.options).collect();
+        let dispatcher = Dispatcher::start_each(loaded.router, receivers);
         let signal = shutdown_signal();
         tokio::pin!(signal);
         let mut bad = 0usize;

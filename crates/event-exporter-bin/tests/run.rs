@@ -55,7 +55,12 @@ fn serve(stream: TcpStream, script: Arc<Mutex<VecDeque<u16>>>, seen: Arc<Mutex<V
             .map_or(0, |(_, v)| v.parse().unwrap());
         let mut body = vec![0; len];
         reader.read_exact(&mut body).unwrap();
-        let status = script.lock().unwrap().pop_front().unwrap_or(200);
+        let mut status = script.lock().unwrap().pop_front().unwrap_or(200);
+        if status == 0 {
+            // A server that does not answer in time: the client must time out and retry.
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            status = 200;
+        }
         seen.lock().unwrap().push(Captured {
             method,
             path,
@@ -73,7 +78,10 @@ fn serve(stream: TcpStream, script: Arc<Mutex<VecDeque<u16>>>, seen: Arc<Mutex<V
 
 impl FakeHttp {
     fn start(script: Vec<u16>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), script)
+    }
+
+    fn start_on(listener: TcpListener, script: Vec<u16>) -> Self {
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
@@ -96,7 +104,17 @@ fn root() -> PathBuf {
 }
 
 fn config(dir: &std::path::Path, port: u16) -> PathBuf {
+    config_with(dir, port, "")
+}
+
+/// The test config, with `delivery` as the receiver's delivery block (YAML flow map or "").
+fn config_with(dir: &std::path::Path, port: u16, delivery: &str) -> PathBuf {
     let path = dir.join("run.yaml");
+    let delivery = if delivery.is_empty() {
+        String::new()
+    } else {
+        format!("    delivery: {delivery}\n")
+    };
     std::fs::write(
         &path,
         format!(
@@ -105,7 +123,7 @@ fn config(dir: &std::path::Path, port: u16) -> PathBuf {
     - receiver: hook
 receivers:
   - name: hook
-    webhook:
+{delivery}    webhook:
       endpoint: http://127.0.0.1:{port}/hook
       headers:
         Authorization: Bearer ${{HOOK_TOKEN}}
@@ -209,5 +227,99 @@ fn a_permanent_error_is_given_up_logged_without_secrets_and_fails_the_run() {
     assert!(stderr.contains("HTTP 400"), "{stderr}");
     assert!(!stderr.contains("s3cr3t-token"), "{stderr}");
     assert_eq!(server.seen().len(), n);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_request_that_times_out_is_retried() {
+    let server = FakeHttp::start(vec![0]);
+    let dir = tempdir("timeout");
+    let cfg = config_with(
+        &dir,
+        server.port,
+        "{timeout: 300ms, initialBackoff: 50ms, maxBackoff: 100ms}",
+    );
+    let out = exporter(&cfg);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let n = std::fs::read_to_string(root().join("examples/events.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        stderr.contains(&format!("hook: sent {n}, retried 1, failed 0, dropped 0")),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_receiver_down_for_a_while_gets_everything_once_it_is_back() {
+    // Take a free port, close it (connections are refused), and bring the server up there
+    // a little later.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempdir("down");
+    let cfg = config_with(
+        &dir,
+        port,
+        "{initialBackoff: 200ms, maxBackoff: 400ms, maxAttempts: 30, maxElapsed: 30s}",
+    );
+    let up = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        FakeHttp::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), vec![])
+    });
+    let out = exporter(&cfg);
+    let server = up.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let n = std::fs::read_to_string(root().join("examples/events.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        stderr.contains(&format!("hook: sent {n}, retried ")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("retried 0,"),
+        "the first attempts were refused: {stderr}"
+    );
+    // Each event arrived exactly once, in order.
+    let uids: Vec<String> = server
+        .seen()
+        .iter()
+        .map(|c| {
+            serde_json::from_str::<serde_json::Value>(&c.body).unwrap()["uid"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut unique = uids.clone();
+    unique.dedup();
+    assert_eq!(uids.len(), n);
+    assert_eq!(unique.len(), n);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_delivery_settings_are_refused_by_check() {
+    let dir = tempdir("badcfg");
+    let cfg = config_with(&dir, 9, "{maxAttempts: 0, timeout: soon}");
+    let out = Command::new(env!("CARGO_BIN_EXE_event-exporter"))
+        .args(["check", "--config", cfg.to_str().unwrap()])
+        .env("HOOK_TOKEN", "x")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("receivers[0] `hook` (webhook): delivery.timeout"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::encode::compile_template;
-use crate::http::{DEFAULT_TIMEOUT, HttpClient, masked_url};
+use crate::http::{HttpClient, masked_url};
 use crate::{BuildContext, SinkConfigError};
 
 /// Which annotations API to use.
@@ -143,6 +143,7 @@ pub struct GrafanaSink {
     region_key: Option<Template>,
     end_condition: Option<Template>,
     client: HttpClient,
+    timeout: std::time::Duration,
     regions: Mutex<Regions>,
 }
 
@@ -269,6 +270,7 @@ impl GrafanaSink {
             region_key,
             end_condition,
             client: HttpClient::default(),
+            timeout: ctx.timeout,
             regions: Mutex::new(Regions::default()),
         })
     }
@@ -372,7 +374,7 @@ impl GrafanaSink {
             .client
             .send(
                 &self.request("POST", self.create_path(), body),
-                DEFAULT_TIMEOUT,
+                self.timeout,
             )
             .await?;
         let id = serde_json::from_str::<Value>(&reply.body)
@@ -424,7 +426,7 @@ impl Sink for GrafanaSink {
                     .client
                     .send(
                         &self.request("PATCH", &format!("/api/annotations/{id}"), &patch),
-                        DEFAULT_TIMEOUT,
+                        self.timeout,
                     )
                     .await;
                 match result {

@@ -14,6 +14,7 @@ pub mod slack;
 pub mod stdout;
 pub mod webhook;
 
+use delivery::{DeliveryConfig, DeliverySettings, DispatchOptions};
 use event_exporter_core::config::{Config, ReceiverConfig};
 use event_exporter_core::sink::Sink;
 use serde::de::DeserializeOwned;
@@ -41,6 +42,8 @@ pub struct BuildContext<'a> {
     pub name: &'a str,
     /// The sink kind.
     pub kind: &'a str,
+    /// The time one request may take (`delivery.timeout`).
+    pub timeout: std::time::Duration,
 }
 
 impl BuildContext<'_> {
@@ -113,50 +116,85 @@ pub fn kinds() -> impl Iterator<Item = &'static str> {
     KINDS.iter().map(|(k, _)| *k)
 }
 
-/// Builds one receiver's sink.
-pub fn build(
-    index: usize,
-    receiver: &ReceiverConfig,
-) -> Result<Box<dyn Sink>, Vec<SinkConfigError>> {
-    let ctx = BuildContext {
-        index,
-        name: &receiver.name,
-        kind: &receiver.kind,
-    };
-    match KINDS.iter().find(|(k, _)| *k == receiver.kind) {
-        Some((_, builder)) => builder(&ctx, &receiver.spec),
-        None if UPSTREAM_ONLY.contains(&receiver.kind.as_str()) => Err(vec![ctx.error(format!(
-            "the `{}` receiver kind is not implemented yet (available: {})",
-            receiver.kind,
-            kinds().collect::<Vec<_>>().join(", ")
-        ))]),
-        None => Err(vec![ctx.error(format!(
-            "unknown receiver kind `{}` (available: {})",
-            receiver.kind,
-            kinds().collect::<Vec<_>>().join(", ")
-        ))]),
+/// The delivery settings used where a receiver's `delivery:` block says nothing.
+pub fn default_delivery() -> DeliverySettings {
+    DeliverySettings {
+        dispatch: DispatchOptions::default(),
+        timeout: http::DEFAULT_TIMEOUT,
     }
 }
 
-/// Builds every receiver of `config`, in order, reporting every problem: invalid specs,
-/// unimplemented kinds and duplicate names.
-pub fn build_all(config: &Config) -> Result<Vec<Box<dyn Sink>>, Vec<SinkConfigError>> {
-    let mut sinks = Vec::with_capacity(config.receivers.len());
+/// Builds one receiver: its sink and its delivery settings.
+pub fn build(
+    index: usize,
+    receiver: &ReceiverConfig,
+    defaults: DeliverySettings,
+) -> Result<(Box<dyn Sink>, DeliverySettings), Vec<SinkConfigError>> {
+    let mut ctx = BuildContext {
+        index,
+        name: &receiver.name,
+        kind: &receiver.kind,
+        timeout: defaults.timeout,
+    };
+    let settings = match &receiver.delivery {
+        None => defaults,
+        Some(spec) => {
+            let cfg: DeliveryConfig = ctx.parse(spec).map_err(|mut e| {
+                e.message = format!("delivery.{}", e.message);
+                vec![e]
+            })?;
+            cfg.apply(defaults).map_err(|msg| vec![ctx.error(msg)])?
+        }
+    };
+    ctx.timeout = settings.timeout;
+    let sink = match KINDS.iter().find(|(k, _)| *k == receiver.kind) {
+        Some((_, builder)) => builder(&ctx, &receiver.spec)?,
+        None if UPSTREAM_ONLY.contains(&receiver.kind.as_str()) => {
+            return Err(vec![ctx.error(format!(
+                "the `{}` receiver kind is not implemented yet (available: {})",
+                receiver.kind,
+                kinds().collect::<Vec<_>>().join(", ")
+            ))]);
+        }
+        None => {
+            return Err(vec![ctx.error(format!(
+                "unknown receiver kind `{}` (available: {})",
+                receiver.kind,
+                kinds().collect::<Vec<_>>().join(", ")
+            ))]);
+        }
+    };
+    Ok((sink, settings))
+}
+
+/// Builds every receiver of `config` with its delivery options, in order, reporting every
+/// problem: invalid specs, unimplemented kinds and duplicate names.
+pub fn build_receivers(
+    config: &Config,
+    defaults: DeliverySettings,
+) -> Result<Vec<(Box<dyn Sink>, DispatchOptions)>, Vec<SinkConfigError>> {
+    let mut built = Vec::with_capacity(config.receivers.len());
     let mut errors = check_names(config).err().unwrap_or_default();
     for (index, receiver) in config.receivers.iter().enumerate() {
         if errors.iter().any(|e| e.index == index) {
             continue;
         }
-        match build(index, receiver) {
-            Ok(sink) => sinks.push(sink),
+        match build(index, receiver, defaults) {
+            Ok((sink, settings)) => built.push((sink, settings.dispatch)),
             Err(mut errs) => errors.append(&mut errs),
         }
     }
     if errors.is_empty() {
-        Ok(sinks)
+        Ok(built)
     } else {
         Err(errors)
     }
+}
+
+/// Builds every receiver's sink (with the default delivery settings where none are given),
+/// reporting every problem.
+pub fn build_all(config: &Config) -> Result<Vec<Box<dyn Sink>>, Vec<SinkConfigError>> {
+    build_receivers(config, default_delivery()).map(|b| b.into_iter().map(|(s, _)| s).collect())
 }
 
 /// Checks that receiver names are unique (and not empty), reporting every duplicate.

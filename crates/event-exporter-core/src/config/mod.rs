@@ -157,6 +157,9 @@ pub struct ReceiverConfig {
     pub kind: String,
     /// The sink's spec (the value under the kind key).
     pub spec: serde_yaml_ng::Value,
+    /// `delivery:` — this receiver's queue, retry and timeout settings (an extension; the
+    /// sinks crate reads it).
+    pub delivery: Option<serde_yaml_ng::Value>,
 }
 
 impl<'de> Deserialize<'de> for ReceiverConfig {
@@ -169,6 +172,7 @@ impl<'de> Deserialize<'de> for ReceiverConfig {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut name: Option<String> = None;
+                let mut delivery: Option<serde_yaml_ng::Value> = None;
                 let mut sink: Option<(String, serde_yaml_ng::Value)> = None;
                 while let Some(key) = map.next_key::<String>()? {
                     if key == "name" {
@@ -176,6 +180,13 @@ impl<'de> Deserialize<'de> for ReceiverConfig {
                             return Err(de::Error::duplicate_field("name"));
                         }
                         name = Some(map.next_value()?);
+                        continue;
+                    }
+                    if key == "delivery" {
+                        if delivery.is_some() {
+                            return Err(de::Error::duplicate_field("delivery"));
+                        }
+                        delivery = Some(map.next_value()?);
                         continue;
                     }
                     let spec: serde_yaml_ng::Value = map.next_value()?;
@@ -192,7 +203,12 @@ impl<'de> Deserialize<'de> for ReceiverConfig {
                         "receiver `{name}` has no sink (add one of: webhook, slack, grafana, stdout, file)"
                     ))
                 })?;
-                Ok(ReceiverConfig { name, kind, spec })
+                Ok(ReceiverConfig {
+                    name,
+                    kind,
+                    spec,
+                    delivery,
+                })
             }
         }
         deserializer.deserialize_map(ReceiverVisitor)

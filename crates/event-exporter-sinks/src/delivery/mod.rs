@@ -12,6 +12,7 @@
 //! Outcomes are counted per receiver in [`ReceiverStats`] (sent, retried, failed, dropped),
 //! ready for a metrics endpoint.
 
+pub mod config;
 pub mod queue;
 pub mod retry;
 
@@ -23,6 +24,7 @@ use event_exporter_core::sink::{Delivery, Sink};
 use event_exporter_core::{EnrichedEvent, Router};
 use tokio::task::JoinHandle;
 
+pub use config::{DeliveryConfig, DeliverySettings, parse_duration};
 pub use queue::{DeliveryQueue, Pushed};
 pub use retry::{Decision, RetryPolicy};
 
@@ -104,7 +106,7 @@ mod events {
 }
 
 /// Delivery tuning.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DispatchOptions {
     /// Deliveries each receiver's queue holds before dropping the oldest.
     pub queue_capacity: usize,
@@ -192,12 +194,18 @@ fn jitter() -> f64 {
 }
 
 impl Dispatcher {
-    /// Starts one worker per sink (on the current tokio runtime). `sinks` are indexed like the
-    /// router's receivers.
+    /// Starts one worker per sink (on the current tokio runtime), every receiver with the same
+    /// `options`. `sinks` are indexed like the router's receivers.
     pub fn start(router: Router, sinks: Vec<Box<dyn Sink>>, options: DispatchOptions) -> Self {
-        let receivers = sinks
+        Self::start_each(router, sinks.into_iter().map(|s| (s, options)).collect())
+    }
+
+    /// Starts one worker per receiver, each with its own options (from its `delivery:` block,
+    /// see [`crate::build_receivers`]).
+    pub fn start_each(router: Router, receivers: Vec<(Box<dyn Sink>, DispatchOptions)>) -> Self {
+        let receivers = receivers
             .into_iter()
-            .map(|sink| {
+            .map(|(sink, options)| {
                 let sink: Arc<dyn Sink> = Arc::from(sink);
                 let queue = Arc::new(DeliveryQueue::new(options.queue_capacity));
                 let stats = Arc::new(ReceiverStats::default());

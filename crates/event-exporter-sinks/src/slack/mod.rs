@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::encode::compile_template;
-use crate::http::{DEFAULT_TIMEOUT, HttpClient, masked_url};
+use crate::http::{HttpClient, masked_url};
 use crate::{BuildContext, SinkConfigError};
 pub use threads::{FileThreadStore, MemoryThreadStore, ThreadInfo, ThreadStore, ThreadStoreError};
 
@@ -138,6 +138,7 @@ pub struct SlackSink {
     emoji: String,
     store: Arc<dyn ThreadStore>,
     client: HttpClient,
+    timeout: Duration,
     pacer: Pacer,
     /// The delivery whose message is posted but whose follow-ups (reaction, store) are not
     /// done yet: a retry must not post it twice. One worker per receiver means one at a time.
@@ -288,6 +289,7 @@ impl SlackSink {
             },
             store,
             client: HttpClient::default(),
+            timeout: ctx.timeout,
             pacer: Pacer::new(1.0, 3.0),
             progress: Mutex::new(None),
         })
@@ -407,7 +409,7 @@ impl SlackSink {
         ok_errors: &[&str],
     ) -> Result<Value, SendError> {
         let request = self.request(method, body);
-        let response = self.client.send(&request, DEFAULT_TIMEOUT).await?;
+        let response = self.client.send(&request, self.timeout).await?;
         if let Target::Webhook { .. } = self.target {
             // Incoming webhooks answer plain `ok`; failures come as non-2xx statuses.
             return Ok(Value::Null);

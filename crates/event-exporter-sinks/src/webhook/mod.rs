@@ -13,7 +13,7 @@ use event_exporter_core::template::Template;
 use serde::Deserialize;
 
 use crate::encode::{Encoding, compile_template};
-use crate::http::{DEFAULT_TIMEOUT, HttpClient};
+use crate::http::HttpClient;
 use crate::{BuildContext, SinkConfigError, is_sensitive_header};
 
 /// `tls:` options, as upstream's receivers write them.
@@ -202,7 +202,7 @@ pub(crate) fn build(
         name: ctx.name.to_owned(),
         builder: WebhookRequestBuilder::new(ctx, &cfg)?,
         client: HttpClient::default(),
-        timeout: DEFAULT_TIMEOUT,
+        timeout: ctx.timeout,
     }))
 }
 
