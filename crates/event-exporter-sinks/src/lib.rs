@@ -167,12 +167,15 @@ pub fn build(
     Ok((sink, settings))
 }
 
+/// A built receiver: its sink and its queue and retry settings.
+pub type BuiltReceiver = (Box<dyn Sink>, DispatchOptions);
+
 /// Builds every receiver of `config` with its delivery options, in order, reporting every
 /// problem: invalid specs, unimplemented kinds and duplicate names.
 pub fn build_receivers(
     config: &Config,
     defaults: DeliverySettings,
-) -> Result<Vec<(Box<dyn Sink>, DispatchOptions)>, Vec<SinkConfigError>> {
+) -> Result<Vec<BuiltReceiver>, Vec<SinkConfigError>> {
     let mut built = Vec::with_capacity(config.receivers.len());
     let mut errors = check_names(config).err().unwrap_or_default();
     for (index, receiver) in config.receivers.iter().enumerate() {

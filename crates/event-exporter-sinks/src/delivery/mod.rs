@@ -202,7 +202,7 @@ impl Dispatcher {
 
     /// Starts one worker per receiver, each with its own options (from its `delivery:` block,
     /// see [`crate::build_receivers`]).
-    pub fn start_each(router: Router, receivers: Vec<(Box<dyn Sink>, DispatchOptions)>) -> Self {
+    pub fn start_each(router: Router, receivers: Vec<crate::BuiltReceiver>) -> Self {
         let receivers = receivers
             .into_iter()
             .map(|(sink, options)| {
