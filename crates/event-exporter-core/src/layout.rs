@@ -139,9 +139,13 @@ impl Layout {
         out: &mut String,
         scratch: &mut String,
     ) -> Result<(), LayoutRenderError> {
+        let start = out.len();
         if self.write_into(event, out, scratch).is_err() {
-            // Errors are rare: render again the slow way to say where it failed.
-            return self.render(event).map(|_| ());
+            // Errors are rare: render again the slow way to say where it failed (or, should
+            // that succeed, to write its result instead of the half-written one).
+            out.truncate(start);
+            let value = self.render(event)?;
+            crate::gojson::write_compact(&value, out);
         }
         Ok(())
     }

@@ -130,14 +130,80 @@ fn classify(hir: &Hir) -> Option<(bool, &str, bool)> {
     }
 }
 
-/// What Go's RE2 parser refuses that Rust's accepts: a repetition operator applied directly to
-/// another (`a**`, `a+*`, `a{2}*`; `a*?` is one lazy operator and fine). Go reports "invalid
-/// nested repetition operator", so such a pattern is not a regular expression for upstream.
-fn go_syntax_error(source: &str) -> Option<regex::Error> {
-    use regex_syntax::ast::{Ast, Visitor, visit};
+/// Go's RE2 syntax in the regex crate's dialect: the pattern to compile, or the reason Go
+/// would refuse it.
+///
+/// The two dialects mostly agree; where they differ, Go's meaning is kept:
+/// - `\Q…\E` quotes literally (the regex crate has no such syntax);
+/// - `\<` and `\>` are the literal `<` and `>` (not word-boundary assertions);
+/// - `\d`, `\w`, `\s` and `\b` (and their negations) are ASCII-only;
+/// - `&&` and `~~` inside a class are literal characters (not set operations);
+/// - what Go refuses stays refused, so it falls back to a glob as any invalid pattern does:
+///   nested repetition (`a**`), repeat counts over 1000, the flags `x`, `u` and `R`, `--`
+///   inside a class, and the regex crate's own assertions (`\b{start}`, …).
+fn go_to_rust(source: &str) -> Result<String, regex::Error> {
+    use regex_syntax::ast::{
+        Assertion, AssertionKind, Ast, ClassPerl, ClassPerlKind, ClassSetBinaryOp,
+        ClassSetBinaryOpKind, ClassSetItem, Flag, Flags, FlagsItemKind, GroupKind, RepetitionKind,
+        RepetitionRange, Span, Visitor, visit,
+    };
 
-    struct Nested;
-    impl Visitor for Nested {
+    #[derive(Default)]
+    struct Edits {
+        edits: Vec<(usize, usize, String)>,
+        refused: Option<&'static str>,
+    }
+
+    fn perl(class: &ClassPerl) -> &'static str {
+        match (&class.kind, class.negated) {
+            (ClassPerlKind::Digit, false) => "[0-9]",
+            (ClassPerlKind::Digit, true) => "[^0-9]",
+            (ClassPerlKind::Word, false) => "[0-9A-Za-z_]",
+            (ClassPerlKind::Word, true) => "[^0-9A-Za-z_]",
+            (ClassPerlKind::Space, false) => r"[\t\n\f\r ]",
+            (ClassPerlKind::Space, true) => r"[^\t\n\f\r ]",
+        }
+    }
+
+    impl Edits {
+        fn replace(&mut self, span: &Span, with: &str) {
+            self.edits
+                .push((span.start.offset, span.end.offset, with.to_owned()));
+        }
+        fn assertion(&mut self, a: &Assertion) {
+            match a.kind {
+                AssertionKind::WordBoundaryStartAngle => self.replace(&a.span, "<"),
+                AssertionKind::WordBoundaryEndAngle => self.replace(&a.span, ">"),
+                AssertionKind::WordBoundary => self.replace(&a.span, r"(?-u:\b)"),
+                AssertionKind::NotWordBoundary => self.replace(&a.span, r"(?-u:\B)"),
+                AssertionKind::StartLine
+                | AssertionKind::EndLine
+                | AssertionKind::StartText
+                | AssertionKind::EndText => {}
+                _ => self.refused = Some("invalid escape sequence"),
+            }
+        }
+        fn flags(&mut self, flags: &Flags) {
+            for item in &flags.items {
+                if let FlagsItemKind::Flag(Flag::IgnoreWhitespace | Flag::Unicode | Flag::CRLF) =
+                    item.kind
+                {
+                    self.refused = Some("invalid or unsupported Perl syntax");
+                }
+            }
+        }
+        fn repetition_range(&mut self, range: &RepetitionRange) {
+            let max = match *range {
+                RepetitionRange::Exactly(n) | RepetitionRange::AtLeast(n) => n,
+                RepetitionRange::Bounded(a, b) => a.max(b),
+            };
+            if max > 1000 {
+                self.refused = Some("invalid repeat count");
+            }
+        }
+    }
+
+    impl Visitor for &mut Edits {
         type Output = ();
         type Err = ();
         fn finish(self) -> Result<(), ()> {
@@ -145,17 +211,118 @@ fn go_syntax_error(source: &str) -> Option<regex::Error> {
         }
         fn visit_pre(&mut self, ast: &Ast) -> Result<(), ()> {
             match ast {
-                Ast::Repetition(rep) if matches!(*rep.ast, Ast::Repetition(_)) => Err(()),
-                _ => Ok(()),
+                Ast::Repetition(rep) => {
+                    if matches!(*rep.ast, Ast::Repetition(_)) {
+                        self.refused = Some("invalid nested repetition operator");
+                    }
+                    if let RepetitionKind::Range(range) = &rep.op.kind {
+                        self.repetition_range(range);
+                    }
+                }
+                Ast::Flags(set) => self.flags(&set.flags),
+                Ast::Group(group) => {
+                    if let GroupKind::NonCapturing(flags) = &group.kind {
+                        self.flags(flags);
+                    }
+                }
+                Ast::Assertion(a) => self.assertion(a),
+                Ast::ClassPerl(class) => self.replace(&class.span, perl(class)),
+                _ => {}
             }
+            Ok(())
+        }
+        fn visit_class_set_item_pre(&mut self, item: &ClassSetItem) -> Result<(), ()> {
+            if let ClassSetItem::Perl(class) = item {
+                self.replace(&class.span, perl(class));
+            }
+            Ok(())
+        }
+        fn visit_class_set_binary_op_pre(&mut self, op: &ClassSetBinaryOp) -> Result<(), ()> {
+            let (start, end) = (op.lhs.span().end.offset, op.rhs.span().start.offset);
+            match op.kind {
+                ClassSetBinaryOpKind::Intersection => self.edits.push((start, end, r"\&\&".into())),
+                ClassSetBinaryOpKind::SymmetricDifference => {
+                    self.edits.push((start, end, r"\~\~".into()));
+                }
+                ClassSetBinaryOpKind::Difference => {
+                    self.refused = Some("invalid character class range");
+                }
+            }
+            Ok(())
         }
     }
-    let ast = regex_syntax::ast::parse::Parser::new().parse(source).ok()?;
-    visit(&ast, Nested).err().map(|()| {
-        regex::Error::Syntax(
-            "invalid nested repetition operator (as Go's regexp reports)".to_owned(),
-        )
-    })
+
+    let expanded = expand_quotes(source);
+    let Ok(ast) = regex_syntax::ast::parse::Parser::new().parse(&expanded) else {
+        // Invalid in the regex crate's dialect too: let it say why.
+        return Ok(expanded);
+    };
+    let mut edits = Edits::default();
+    // The visitor never fails: it records what it finds.
+    let _ = visit(&ast, &mut edits);
+    if let Some(why) = edits.refused {
+        return Err(regex::Error::Syntax(format!(
+            "{why} (as Go's regexp reports)"
+        )));
+    }
+    edits.edits.sort_by_key(|e| e.0);
+    let mut out = String::with_capacity(expanded.len() + 16);
+    let mut at = 0;
+    for (start, end, with) in edits.edits {
+        if start < at {
+            continue; // inside an edit already made
+        }
+        out.push_str(&expanded[at..start]);
+        out.push_str(&with);
+        at = end;
+    }
+    out.push_str(&expanded[at..]);
+    Ok(out)
+}
+
+/// Go's `\Q…\E` (outside classes): the text between is literal. An unterminated `\Q` quotes
+/// to the end, as in Go.
+fn expand_quotes(source: &str) -> String {
+    if !source.contains(r"\Q") {
+        return source.to_owned();
+    }
+    let mut out = String::with_capacity(source.len() + 8);
+    let mut rest = source;
+    let mut in_class = false;
+    while let Some(c) = rest.chars().next() {
+        if let Some(after) = rest.strip_prefix(r"\Q").filter(|_| !in_class) {
+            let (quoted, next) = match after.find(r"\E") {
+                Some(end) => (&after[..end], &after[end + 2..]),
+                None => (after, ""),
+            };
+            out.push_str(&regex_syntax::escape(quoted));
+            rest = next;
+            continue;
+        }
+        let len = if c == '\\' {
+            // An escape: copy it whole.
+            1 + rest[1..].chars().next().map_or(0, char::len_utf8)
+        } else if c == '[' && !in_class {
+            in_class = true;
+            // `]` right after `[` or `[^` is a literal.
+            let mut n = 1;
+            if rest[n..].starts_with('^') {
+                n += 1;
+            }
+            if rest[n..].starts_with(']') {
+                n += 1;
+            }
+            n
+        } else {
+            if c == ']' && in_class {
+                in_class = false;
+            }
+            c.len_utf8()
+        };
+        out.push_str(&rest[..len]);
+        rest = &rest[len..];
+    }
+    out
 }
 
 /// The literal strategies for globs made only of `*` and literal text: `*` (everything),
@@ -184,7 +351,8 @@ fn simple_glob(glob: &str) -> Option<Imp> {
 impl Pattern {
     /// Compiles `source`. `Ok((pattern, Some(fallback)))` means it was compiled as a glob.
     pub fn compile(source: &str) -> Result<(Self, Option<GlobFallback>), PatternError> {
-        let regex = match go_syntax_error(source).map_or_else(|| Regex::new(source), Err) {
+        let translated = go_to_rust(source);
+        let regex = match translated.clone().and_then(|dialect| Regex::new(&dialect)) {
             Ok(re) => re,
             Err(regex_err) => {
                 let regex_error = first_line(&regex_err.to_string());
@@ -207,8 +375,9 @@ impl Pattern {
         };
         // The regex crate accepted it, so its syntax parses; pick a cheaper strategy if the
         // tree allows. Should the parse disagree, the regex engine is always right.
+        let dialect = translated.as_deref().unwrap_or(source);
         let imp = match regex_syntax::Parser::new()
-            .parse(source)
+            .parse(dialect)
             .ok()
             .as_ref()
             .and_then(classify)
@@ -356,6 +525,39 @@ mod tests {
         assert!(Pattern::compile("a+*").unwrap().0.is_match("a+b"));
         assert!(Pattern::compile("a*?").unwrap().1.is_none());
         assert!(Pattern::compile("(a*)*").unwrap().1.is_none());
+    }
+
+    #[test]
+    fn go_dialect_where_the_engines_differ() {
+        // `\<`, `\>` are literal angle brackets in Go.
+        let angle = p(r"\<none\>");
+        assert!(angle.is_match("image <none> pulled"));
+        assert!(!angle.is_match("there are none here"));
+        // `\Q…\E` quotes.
+        let quoted = p(r"\Qa.b\E$");
+        assert!(quoted.is_match("xa.b") && !quoted.is_match("xaxb"));
+        assert_eq!(quoted.strategy(), Strategy::Suffix);
+        assert!(p(r"^\Q[x]*").is_match("[x]*y"));
+        // `&&` and `~~` inside a class are characters.
+        let set = p("^[a&&b]$");
+        assert!(set.is_match("a") && set.is_match("&") && set.is_match("b"));
+        // ASCII classes and boundaries.
+        assert!(!p(r"^\d$").is_match("\u{0663}"));
+        assert!(p(r"^\d+$").is_match("42"));
+        assert!(!p(r"\w").is_match("é"));
+        assert!(p(r"^[\d-]+$").is_match("10-4"));
+        assert!(p(r"\bpod\b").is_match("a pod restarted"));
+        // Go's `\b` is ASCII: `é` is not a word character, so `pod` in `épodé` is a word.
+        assert!(p(r"\bpod\b").is_match("épodé"));
+        // What Go refuses falls back to a glob.
+        for src in ["(?x)a b", "a{1001}", "a{2,1001}", r"\b{start}x", "(?u:a)"] {
+            let (_, fallback) = Pattern::compile(src).unwrap();
+            assert!(fallback.is_some(), "{src} must not be a regular expression");
+        }
+        assert!(Pattern::compile("a{1000}").unwrap().1.is_none());
+        // Neither Go syntax nor a glob: an error.
+        assert!(Pattern::compile("[a--b]").is_err());
+        assert!(Pattern::compile("(?i)(?s:a.)(?U)b*").unwrap().1.is_none());
     }
 
     #[test]

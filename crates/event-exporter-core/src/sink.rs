@@ -86,8 +86,12 @@ impl DeliveryId {
 /// One event on its way to one receiver.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    /// The delivery's identity.
+    /// The delivery's identity (stable across restarts).
     pub id: DeliveryId,
+    /// A number unique to this delivery within the process: what retries of one delivery
+    /// share and no other delivery has (events without a uid, or reaching a receiver twice,
+    /// share an `id`).
+    pub seq: u64,
     /// The event (shared between the receivers it was routed to).
     pub event: Arc<EnrichedEvent>,
 }
@@ -95,8 +99,10 @@ pub struct Delivery {
 impl Delivery {
     /// A delivery of `event`.
     pub fn new(event: Arc<EnrichedEvent>) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Self {
             id: DeliveryId::of(event.view()),
+            seq: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             event,
         }
     }
@@ -125,6 +131,8 @@ pub enum SendError {
         retryable: bool,
         /// How long the receiver asked us to wait (`Retry-After`), if it said.
         retry_after: Option<std::time::Duration>,
+        /// The HTTP status, when the receiver answered with one.
+        status: Option<u16>,
     },
 }
 
@@ -135,6 +143,7 @@ impl SendError {
             message: message.into(),
             retryable: true,
             retry_after: None,
+            status: None,
         }
     }
 
@@ -144,6 +153,15 @@ impl SendError {
             message: message.into(),
             retryable: false,
             retry_after: None,
+            status: None,
+        }
+    }
+
+    /// The HTTP status the receiver answered with, if the failure was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Transport { status, .. } => *status,
+            Self::Render(_) => None,
         }
     }
 

@@ -84,6 +84,9 @@ pub struct GrafanaConfig {
     /// Renders non-empty for the event that ends a region (template).
     #[serde(default)]
     pub end_condition: String,
+    /// TLS options, as for webhooks.
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 #[derive(Debug)]
@@ -255,6 +258,9 @@ impl GrafanaSink {
         if cfg.region_key.is_empty() != cfg.end_condition.is_empty() {
             errors.push(ctx.error("regionKey, endCondition: a region needs both"));
         }
+        let tls = crate::tls::TlsSettings::load(&cfg.tls.clone().unwrap_or_default())
+            .map_err(|e| errors.push(ctx.error(e)))
+            .unwrap_or_default();
         let (Some(body), true) = (body, errors.is_empty()) else {
             return Err(errors);
         };
@@ -269,7 +275,7 @@ impl GrafanaSink {
             body,
             region_key,
             end_condition,
-            client: HttpClient::default(),
+            client: HttpClient::new(tls),
             timeout: ctx.timeout,
             regions: Mutex::new(Regions::default()),
         })
@@ -285,7 +291,13 @@ impl GrafanaSink {
         for (i, t) in self.tags.iter().enumerate() {
             tags.push(Value::String(render(&format!("tags[{i}]"), t)?));
         }
-        let time_ms = event.occurred_at_ms().unwrap_or(0);
+        // An event with no time at all is annotated now (a PATCH with timeEnd 0 would be
+        // ignored by Grafana).
+        let time_ms = event.occurred_at_ms().unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        });
         let body = match &self.body {
             Body::Annotation { text } => {
                 let mut body =
@@ -432,12 +444,19 @@ impl Sink for GrafanaSink {
                 match result {
                     Ok(_) => {}
                     // The start annotation is gone (deleted, or another org): mark the end.
-                    Err(SendError::Transport { ref message, .. })
-                        if message.contains("HTTP 404") =>
-                    {
+                    Err(e) if e.status() == Some(404) => {
                         self.create(&rendered.body).await?;
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        if !e.is_retryable() {
+                            // It will never close: do not keep it open.
+                            self.regions
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .remove(&key);
+                        }
+                        return Err(e);
+                    }
                 }
                 self.regions
                     .lock()

@@ -13,8 +13,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use crate::tls::TlsSettings;
+
 /// Default time allowed for one request, response body included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time allowed to open a TCP connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Longest part of a response body quoted in errors.
 const SNIPPET: usize = 200;
@@ -27,9 +32,11 @@ pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429) || (500..600).contains(&status) && status != 501
 }
 
-/// A shared HTTPS-capable client. It is created on first use, so building sinks does no I/O.
+/// An HTTPS-capable client with connection reuse. The connection pool is created on first
+/// use; TLS files were already read when the receiver was built.
 #[derive(Debug, Default)]
 pub struct HttpClient {
+    tls: TlsSettings,
     inner: OnceLock<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>,
 }
 
@@ -52,16 +59,33 @@ pub fn snippet(body: &[u8]) -> String {
 }
 
 impl HttpClient {
+    /// A client using `tls` (see [`TlsSettings::load`]).
+    pub fn new(tls: TlsSettings) -> Self {
+        Self {
+            tls,
+            inner: OnceLock::new(),
+        }
+    }
+
     fn client(&self) -> Result<&Client<HttpsConnector<HttpConnector>, Full<Bytes>>, SendError> {
         if let Some(c) = self.inner.get() {
             return Ok(c);
         }
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| SendError::permanent(format!("loading the system's TLS roots: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let tls = self.tls.client_config().map_err(SendError::permanent)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.set_nodelay(true);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
+        let builder = match self.tls.server_name() {
+            Some(name) => builder.with_server_name_resolver(
+                hyper_rustls::FixedServerNameResolver::new(name.clone()),
+            ),
+            None => builder,
+        };
+        let connector = builder.enable_http1().wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
@@ -94,13 +118,13 @@ impl HttpClient {
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after);
-            let body = resp
-                .into_body()
+            // Read at most MAX_BODY: a huge or hostile reply is cut off, not buffered.
+            let body = http_body_util::Limited::new(resp.into_body(), MAX_BODY)
                 .collect()
                 .await
                 .map_err(|e| SendError::retryable(format!("{target}: reading the response: {e}")))?
                 .to_bytes();
-            let body = String::from_utf8_lossy(&body[..body.len().min(MAX_BODY)]).into_owned();
+            let body = String::from_utf8_lossy(&body).into_owned();
             Ok::<_, SendError>((status, retry_after, body))
         };
         let (status, retry_after, body) =
@@ -116,6 +140,7 @@ impl HttpClient {
                 message: format!("{target}: HTTP {status}: {}", snippet(body.as_bytes())),
                 retryable: is_retryable_status(status),
                 retry_after,
+                status: Some(status),
             })
         }
     }
@@ -138,7 +163,8 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     out
 }
 
-/// A URL fit for logs: user info and query string (where tokens hide) removed.
+/// A URL fit for logs: scheme, host and port only (paths and queries can carry secrets: Slack
+/// and Teams webhooks, Telegram bot tokens, `?token=`).
 pub fn redact_url(url: &str) -> String {
     let Ok(uri) = url.parse::<http::Uri>() else {
         return "<invalid url>".to_owned();
@@ -146,28 +172,42 @@ pub fn redact_url(url: &str) -> String {
     let scheme = uri.scheme_str().unwrap_or("http");
     let host = uri.host().unwrap_or("");
     let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
-    // Paths can carry secrets too (Slack incoming webhooks): keep the first segment only.
-    let path = uri.path();
-    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
-    let rest = if path.trim_start_matches('/').len() > first.len() {
+    let rest = if uri.path().len() > 1 || uri.query().is_some() {
         "/…"
     } else {
         ""
     };
-    let query = if uri.query().is_some() { "?…" } else { "" };
-    format!("{scheme}://{host}{port}/{first}{rest}{query}")
+    format!("{scheme}://{host}{port}{rest}")
 }
 
-/// Hosts whose webhook URLs are themselves the credential.
-const CREDENTIAL_URL_HOSTS: &[&str] = &["hooks.slack.com", "discord.com", "outlook.office.com"];
+/// Hosts (and their subdomains) whose webhook URLs are themselves the credential.
+const CREDENTIAL_URL_HOSTS: &[&str] = &[
+    "hooks.slack.com",
+    "discord.com",
+    "discordapp.com",
+    "webhook.office.com",
+    "outlook.office.com",
+    "api.telegram.org",
+    "chat.googleapis.com",
+];
+
+fn is_credential_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    CREDENTIAL_URL_HOSTS
+        .iter()
+        .any(|h| host == *h || host.ends_with(&format!(".{h}")))
+}
 
 /// `url` with credentials masked as `***`, if it carries any: user info, a query string, or
-/// the path of a webhook host whose URLs are secrets. `None` when there is nothing to mask.
+/// the path of a webhook host whose URLs are secrets. `None` when there is nothing to mask; a
+/// URL that does not parse is masked whole.
 pub fn masked_url(url: &str) -> Option<String> {
-    let uri = url.parse::<http::Uri>().ok()?;
-    let host = uri.host()?;
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return Some("<invalid url>".to_owned());
+    };
+    let host = uri.host().unwrap_or("");
     let has_userinfo = uri.authority().is_some_and(|a| a.as_str().contains('@'));
-    let secret_path = CREDENTIAL_URL_HOSTS.contains(&host);
+    let secret_path = is_credential_host(host);
     if !has_userinfo && !secret_path && uri.query().is_none() {
         return None;
     }
@@ -191,6 +231,22 @@ mod tests {
         assert_eq!(
             masked_url("https://u:p@example.com/x?token=t").as_deref(),
             Some("https://***@example.com/x?***")
+        );
+        for secret in [
+            "https://HOOKS.SLACK.COM/services/T/B/secret",
+            "https://hooks.slack.com./services/T/B/secret",
+            "https://acme.webhook.office.com/webhookb2/secret",
+            "https://api.telegram.org/bot123:SECRET/sendMessage",
+        ] {
+            let masked = masked_url(secret).unwrap();
+            assert!(
+                !masked.to_lowercase().contains("secret"),
+                "{secret} -> {masked}"
+            );
+        }
+        assert_eq!(
+            masked_url("https://u:p@host/a b?token=x").as_deref(),
+            Some("<invalid url>")
         );
     }
 
@@ -216,11 +272,15 @@ mod tests {
     fn redacts_credentials_and_queries() {
         assert_eq!(
             redact_url("https://user:pw@hooks.example.com/services/x?token=abc"),
-            "https://hooks.example.com/services/…?…"
+            "https://hooks.example.com/…"
         );
         assert_eq!(
-            redact_url("http://127.0.0.1:8080/a"),
-            "http://127.0.0.1:8080/a"
+            redact_url("https://api.telegram.org/bot123:SECRET/sendMessage"),
+            "https://api.telegram.org/…"
+        );
+        assert_eq!(
+            redact_url("http://127.0.0.1:8080/"),
+            "http://127.0.0.1:8080"
         );
     }
 }

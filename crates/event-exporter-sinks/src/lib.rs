@@ -12,6 +12,7 @@ pub mod http;
 pub mod lines;
 pub mod slack;
 pub mod stdout;
+pub mod tls;
 pub mod webhook;
 
 use delivery::{DeliveryConfig, DeliverySettings, DispatchOptions};

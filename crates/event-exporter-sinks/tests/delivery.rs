@@ -150,6 +150,7 @@ async fn retry_after_is_honoured() {
         message: "HTTP 429".into(),
         retryable: true,
         retry_after: Some(Duration::from_secs(7)),
+        status: Some(429),
     };
     let sink = Scripted::new("a", vec![Err(limited), Ok(())], None);
     let d = Dispatcher::start(

@@ -26,7 +26,8 @@ pub struct UndefinedVariable {
     "line {line}, column {column}: malformed variable reference `{text}` (expected ${{NAME}} or ${{NAME:-default}})"
 )]
 pub struct MalformedReference {
-    /// The text of the reference as written (up to the end of the line).
+    /// The start of the reference: `${` and the name-like characters after it (never more,
+    /// so a secret on the same line is not repeated).
     pub text: String,
     /// 1-based line.
     pub line: usize,
@@ -48,8 +49,20 @@ pub enum ExpandError {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
-    (line, col)
+    let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
+    // Columns count characters, as editors show them.
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// What an error quotes of a malformed reference: `${` and the name-like characters after it,
+/// never the rest of the line (it may be a secret).
+fn quote_reference(text: &str) -> String {
+    let name: String = text[2..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect();
+    format!("${{{name}")
 }
 
 fn valid_name(name: &str) -> bool {
@@ -79,10 +92,9 @@ pub fn expand(
             .filter(|&i| text.as_bytes()[i] == b'}');
         let Some(close) = close else {
             let (line, column) = line_col(text, start);
-            let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
             errors.push(
                 MalformedReference {
-                    text: text[start..end].to_owned(),
+                    text: quote_reference(&text[start..]),
                     line,
                     column,
                 }
@@ -101,7 +113,7 @@ pub fn expand(
             let (line, column) = line_col(text, start);
             errors.push(
                 MalformedReference {
-                    text: text[start..=close].to_owned(),
+                    text: quote_reference(&text[start..=close]),
                     line,
                     column,
                 }
@@ -190,8 +202,13 @@ mod tests {
         assert!(
             matches!(&errs[0], ExpandError::Malformed(m) if m.line == 1 && m.text == "${unclosed")
         );
-        assert!(
-            matches!(&errs[1], ExpandError::Malformed(m) if m.line == 2 && m.text == "${1BAD}")
-        );
+        assert!(matches!(&errs[1], ExpandError::Malformed(m) if m.line == 2 && m.text == "${1BAD"));
+        // The error never repeats the rest of the line: it may be a secret.
+        let secret = expand("password: ab${c!d}s3cr3t-rest", env).unwrap_err();
+        assert!(!secret[0].to_string().contains("s3cr3t"), "{}", secret[0]);
+        assert!(!secret[0].to_string().contains("!d"), "{}", secret[0]);
+        // Columns count characters.
+        let wide = expand("é: ${NOPE}", env).unwrap_err();
+        assert!(matches!(&wide[0], ExpandError::Undefined(u) if u.column == 4));
     }
 }

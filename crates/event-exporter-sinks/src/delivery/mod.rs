@@ -20,8 +20,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use event_exporter_core::sink::{Delivery, Sink};
+use event_exporter_core::sink::{Delivery, SendError, Sink};
 use event_exporter_core::{EnrichedEvent, Router};
+use futures::FutureExt;
 use tokio::task::JoinHandle;
 
 pub use config::{DeliveryConfig, DeliverySettings, parse_duration};
@@ -158,7 +159,13 @@ async fn work(
         let started = tokio::time::Instant::now();
         let mut failures = 0u32;
         loop {
-            match sink.send(&delivery).await {
+            // A sink that panics fails this delivery, not the receiver: later deliveries are
+            // still sent, and every one is accounted for.
+            let attempt = std::panic::AssertUnwindSafe(sink.send(&delivery))
+                .catch_unwind()
+                .await;
+            let result = attempt.unwrap_or_else(|_| Err(SendError::permanent("the sink panicked")));
+            match result {
                 Ok(()) => {
                     events::sent(&stats);
                     break;
@@ -300,7 +307,6 @@ impl Dispatcher {
         }
         let mut receivers = self.receivers;
         {
-            // A worker that panicked has nothing left to drain; its counters stand.
             let all_done = futures::future::join_all(receivers.iter_mut().map(|r| &mut r.worker));
             tokio::select! {
                 _ = all_done => {}
@@ -308,16 +314,19 @@ impl Dispatcher {
             }
         }
         let mut out = Vec::with_capacity(receivers.len());
-        for r in receivers {
+        for mut r in receivers {
             if !r.worker.is_finished() {
                 r.worker.abort();
-                for d in &r.queue.drain() {
-                    events::dropped(&r.stats, &r.name, d, "shutdown deadline");
-                }
-                if r.stats.in_flight.swap(0, Ordering::Relaxed) == 1 {
-                    r.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(receiver = %r.name, "delivery in flight dropped at the shutdown deadline");
-                }
+                // Abort takes effect at the worker's next await: wait for it, so nothing it
+                // does afterwards can change the counts below.
+                let _ = (&mut r.worker).await;
+            }
+            for d in &r.queue.drain() {
+                events::dropped(&r.stats, &r.name, d, "shutdown deadline");
+            }
+            if r.stats.in_flight.swap(0, Ordering::Relaxed) == 1 {
+                r.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(receiver = %r.name, "delivery in flight dropped at the shutdown deadline");
             }
             out.push((r.name, r.stats.snapshot()));
         }

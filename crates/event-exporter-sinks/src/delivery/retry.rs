@@ -135,6 +135,7 @@ mod tests {
             message: "HTTP 429".into(),
             retryable: true,
             retry_after: Some(Duration::from_secs(20)),
+            status: Some(429),
         };
         assert_eq!(
             p.decide(&limited, 1, Duration::ZERO, 0.3),

@@ -21,9 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use event_exporter_core::event::Event;
 use event_exporter_core::gojson;
-use event_exporter_core::sink::{
-    Delivery, DeliveryId, Header, RenderError, Request, SendError, Sink,
-};
+use event_exporter_core::sink::{Delivery, Header, RenderError, Request, SendError, Sink};
 use event_exporter_core::template::Template;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -140,9 +138,10 @@ pub struct SlackSink {
     client: HttpClient,
     timeout: Duration,
     pacer: Pacer,
-    /// The delivery whose message is posted but whose follow-ups (reaction, store) are not
-    /// done yet: a retry must not post it twice. One worker per receiver means one at a time.
-    progress: Mutex<Option<(DeliveryId, Posted)>>,
+    /// The delivery (by its unique `seq`) whose message is posted but whose follow-ups
+    /// (reaction, store) are not done yet: a retry must not post it twice. One worker per
+    /// receiver means one at a time.
+    progress: Mutex<Option<(u64, Posted)>>,
 }
 
 /// What Slack answered to a post.
@@ -434,6 +433,7 @@ impl SlackSink {
             message: format!("slack {method}: {code}"),
             retryable: is_retryable_error(code),
             retry_after: None,
+            status: None,
         })
     }
 
@@ -510,7 +510,7 @@ impl Sink for SlackSink {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
-            .filter(|(id, _)| *id == delivery.id)
+            .filter(|(seq, _)| *seq == delivery.seq)
             .map(|(_, posted)| posted);
         let posted = match done {
             Some(posted) => posted,
@@ -522,7 +522,7 @@ impl Sink for SlackSink {
                     .progress
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some((delivery.id.clone(), posted.clone()));
+                    Some((delivery.seq, posted.clone()));
                 posted
             }
         };
@@ -530,8 +530,18 @@ impl Sink for SlackSink {
             match (&parent, message.completes) {
                 (Some(parent), true) => {
                     let reaction = json!({"channel": parent.channel_id, "timestamp": parent.ts, "name": self.emoji});
-                    self.call("reactions.add", &reaction, &["already_reacted"])
-                        .await?;
+                    match self
+                        .call("reactions.add", &reaction, &["already_reacted"])
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(e) if e.is_retryable() => return Err(e),
+                        // The reply is posted; a reaction Slack will never accept (a missing
+                        // scope, a deleted parent) must not keep the thread open for good.
+                        Err(e) => {
+                            tracing::warn!(receiver = %self.name, error = %e, "completion reaction refused; closing the thread without it")
+                        }
+                    }
                     self.store
                         .remove(key)
                         .await

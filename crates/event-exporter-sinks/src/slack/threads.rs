@@ -135,9 +135,13 @@ impl FileThreadStore {
             *guard = Some(self.load().await?);
         }
         let threads = guard.get_or_insert_with(BTreeMap::new);
-        let (out, changed) = change(threads);
+        // Change a copy and keep it only once it is on disk: after a failed save, memory and
+        // file still agree, and a retry writes again.
+        let mut next = threads.clone();
+        let (out, changed) = change(&mut next);
         if changed {
-            self.save(threads).await?;
+            self.save(&next).await?;
+            *threads = next;
         }
         Ok(out)
     }
@@ -206,6 +210,30 @@ mod tests {
             FileThreadStore::new(&path).get("k").await,
             Err(ThreadStoreError::Corrupt { .. })
         ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_save_is_not_remembered_as_done() {
+        let dir = std::env::temp_dir().join(format!("ee-threads-fail-{}", std::process::id()));
+        // A directory where the temporary file goes: every save fails.
+        std::fs::create_dir_all(dir.join("threads.json.tmp")).unwrap();
+        let store = FileThreadStore::new(dir.join("threads.json"));
+        assert!(store.set("k", info("1")).await.is_err());
+        assert_eq!(
+            store.get("k").await.unwrap(),
+            None,
+            "memory agrees with the file"
+        );
+        std::fs::remove_dir(dir.join("threads.json.tmp")).unwrap();
+        store.set("k", info("1")).await.unwrap();
+        assert_eq!(
+            FileThreadStore::new(dir.join("threads.json"))
+                .get("k")
+                .await
+                .unwrap(),
+            Some(info("1"))
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -14,28 +14,8 @@ use serde::Deserialize;
 
 use crate::encode::{Encoding, compile_template};
 use crate::http::HttpClient;
+use crate::tls::TlsSettings;
 use crate::{BuildContext, SinkConfigError, is_sensitive_header};
-
-/// `tls:` options, as upstream's receivers write them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct TlsConfig {
-    /// Skip server certificate verification.
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-    /// The name to verify the server certificate against.
-    #[serde(default)]
-    pub server_name: String,
-    /// A PEM bundle of CAs to trust.
-    #[serde(default)]
-    pub ca_file: String,
-    /// A PEM client certificate.
-    #[serde(default)]
-    pub cert_file: String,
-    /// The client certificate's PEM key.
-    #[serde(default)]
-    pub key_file: String,
-}
 
 /// `webhook:` receiver spec.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -55,7 +35,7 @@ pub struct WebhookConfig {
     pub layout: Option<serde_yaml_ng::Value>,
     /// TLS options.
     #[serde(default)]
-    pub tls: Option<TlsConfig>,
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 #[derive(Debug)]
@@ -110,13 +90,6 @@ impl WebhookRequestBuilder {
             .to_ascii_uppercase();
         if http::Method::from_bytes(method.as_bytes()).is_err() {
             errors.push(ctx.error(format!("method: `{method}` is not an HTTP method")));
-        }
-        if let Some(tls) = &cfg.tls
-            && *tls != TlsConfig::default()
-        {
-            errors.push(ctx.error(
-                "tls: custom TLS options are not implemented yet (the system's CA roots are used)",
-            ));
         }
         let mut headers = Vec::new();
         let has_content_type = cfg
@@ -198,10 +171,20 @@ pub(crate) fn build(
     spec: &serde_yaml_ng::Value,
 ) -> Result<Box<dyn Sink>, Vec<SinkConfigError>> {
     let cfg: WebhookConfig = ctx.parse(spec).map_err(|e| vec![e])?;
+    let builder = WebhookRequestBuilder::new(ctx, &cfg);
+    let tls = TlsSettings::load(&cfg.tls.unwrap_or_default()).map_err(|e| ctx.error(e));
+    let (builder, tls) = match (builder, tls) {
+        (Ok(b), Ok(t)) => (b, t),
+        (b, t) => {
+            let mut errors = b.err().unwrap_or_default();
+            errors.extend(t.err());
+            return Err(errors);
+        }
+    };
     Ok(Box::new(WebhookSink {
         name: ctx.name.to_owned(),
-        builder: WebhookRequestBuilder::new(ctx, &cfg)?,
-        client: HttpClient::default(),
+        builder,
+        client: HttpClient::new(tls),
         timeout: ctx.timeout,
     }))
 }
