@@ -275,7 +275,7 @@ impl GrafanaSink {
             body,
             region_key,
             end_condition,
-            client: HttpClient::new(tls),
+            client: HttpClient::new(tls, ctx.proxy.clone()),
             timeout: ctx.timeout,
             regions: Mutex::new(Regions::default()),
         })

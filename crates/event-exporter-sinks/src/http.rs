@@ -13,6 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use crate::proxy::{ProxyConnector, ProxySettings};
 use crate::tls::TlsSettings;
 
 /// Default time allowed for one request, response body included.
@@ -37,7 +38,8 @@ pub fn is_retryable_status(status: u16) -> bool {
 #[derive(Debug, Default)]
 pub struct HttpClient {
     tls: TlsSettings,
-    inner: OnceLock<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>,
+    proxy: ProxySettings,
+    inner: OnceLock<Client<HttpsConnector<ProxyConnector>, Full<Bytes>>>,
 }
 
 /// What came back.
@@ -59,15 +61,16 @@ pub fn snippet(body: &[u8]) -> String {
 }
 
 impl HttpClient {
-    /// A client using `tls` (see [`TlsSettings::load`]).
-    pub fn new(tls: TlsSettings) -> Self {
+    /// A client using `tls` (see [`TlsSettings::load`]), reaching receivers through `proxy`.
+    pub fn new(tls: TlsSettings, proxy: ProxySettings) -> Self {
         Self {
             tls,
+            proxy,
             inner: OnceLock::new(),
         }
     }
 
-    fn client(&self) -> Result<&Client<HttpsConnector<HttpConnector>, Full<Bytes>>, SendError> {
+    fn client(&self) -> Result<&Client<HttpsConnector<ProxyConnector>, Full<Bytes>>, SendError> {
         if let Some(c) = self.inner.get() {
             return Ok(c);
         }
@@ -85,7 +88,9 @@ impl HttpClient {
             ),
             None => builder,
         };
-        let connector = builder.enable_http1().wrap_connector(http);
+        let connector = builder
+            .enable_http1()
+            .wrap_connector(ProxyConnector::new(http, self.proxy.clone()));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
@@ -102,6 +107,14 @@ impl HttpClient {
             .uri(request.url.as_str());
         for h in &request.headers {
             builder = builder.header(h.name.as_str(), h.value.as_str());
+        }
+        // Plain HTTP through a proxy goes to the proxy itself: its credentials ride along.
+        if let Ok(uri) = request.url.parse::<http::Uri>() {
+            if let (Some("http"), Some((_, Some(auth)))) =
+                (uri.scheme_str(), self.proxy.intercept(&uri))
+            {
+                builder = builder.header(http::header::PROXY_AUTHORIZATION, auth);
+            }
         }
         let req = builder
             .body(Full::new(Bytes::from(request.body.clone())))

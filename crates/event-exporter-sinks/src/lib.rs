@@ -10,6 +10,7 @@ pub mod file;
 pub mod grafana;
 pub mod http;
 pub mod lines;
+pub mod proxy;
 pub mod slack;
 pub mod stdout;
 pub mod tls;
@@ -45,6 +46,8 @@ pub struct BuildContext<'a> {
     pub kind: &'a str,
     /// The time one request may take (`delivery.timeout`).
     pub timeout: std::time::Duration,
+    /// The proxies receivers are reached through.
+    pub proxy: &'a proxy::ProxySettings,
 }
 
 impl BuildContext<'_> {
@@ -130,12 +133,14 @@ pub fn build(
     index: usize,
     receiver: &ReceiverConfig,
     defaults: DeliverySettings,
+    proxy: &proxy::ProxySettings,
 ) -> Result<(Box<dyn Sink>, DeliverySettings), Vec<SinkConfigError>> {
     let mut ctx = BuildContext {
         index,
         name: &receiver.name,
         kind: &receiver.kind,
         timeout: defaults.timeout,
+        proxy,
     };
     let settings = match &receiver.delivery {
         None => defaults,
@@ -172,10 +177,20 @@ pub fn build(
 pub type BuiltReceiver = (Box<dyn Sink>, DispatchOptions);
 
 /// Builds every receiver of `config` with its delivery options, in order, reporting every
-/// problem: invalid specs, unimplemented kinds and duplicate names.
+/// problem: invalid specs, unimplemented kinds and duplicate names. Receivers are reached
+/// through the proxies the environment names (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`).
 pub fn build_receivers(
     config: &Config,
     defaults: DeliverySettings,
+) -> Result<Vec<BuiltReceiver>, Vec<SinkConfigError>> {
+    build_receivers_with(config, defaults, &proxy::ProxySettings::from_env())
+}
+
+/// [`build_receivers`] with explicit proxy settings.
+pub fn build_receivers_with(
+    config: &Config,
+    defaults: DeliverySettings,
+    proxy: &proxy::ProxySettings,
 ) -> Result<Vec<BuiltReceiver>, Vec<SinkConfigError>> {
     let mut built = Vec::with_capacity(config.receivers.len());
     let mut errors = check_names(config).err().unwrap_or_default();
@@ -183,7 +198,7 @@ pub fn build_receivers(
         if errors.iter().any(|e| e.index == index) {
             continue;
         }
-        match build(index, receiver, defaults) {
+        match build(index, receiver, defaults, proxy) {
             Ok((sink, settings)) => built.push((sink, settings.dispatch)),
             Err(mut errs) => errors.append(&mut errs),
         }

@@ -287,7 +287,7 @@ impl SlackSink {
                 cfg.completion_emoji.trim_matches(':').to_owned()
             },
             store,
-            client: HttpClient::default(),
+            client: HttpClient::new(crate::tls::TlsSettings::default(), ctx.proxy.clone()),
             timeout: ctx.timeout,
             pacer: Pacer::new(1.0, 3.0),
             progress: Mutex::new(None),

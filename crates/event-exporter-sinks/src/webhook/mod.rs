@@ -184,7 +184,7 @@ pub(crate) fn build(
     Ok(Box::new(WebhookSink {
         name: ctx.name.to_owned(),
         builder,
-        client: HttpClient::new(tls),
+        client: HttpClient::new(tls, ctx.proxy.clone()),
         timeout: ctx.timeout,
     }))
 }

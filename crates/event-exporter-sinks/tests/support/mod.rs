@@ -3,6 +3,7 @@
 
 pub mod fake_grafana;
 pub mod fake_slack;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,6 +19,8 @@ use hyper_util::rt::TokioIo;
 #[derive(Debug, Clone)]
 pub struct Incoming {
     pub method: Method,
+    /// The request target as sent (absolute form when it came through as a proxy request).
+    pub uri: String,
     pub path: String,
     pub query: Option<String>,
     pub headers: HeaderMap,
@@ -61,6 +64,7 @@ where
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
                         let incoming = Incoming {
+                            uri: parts.uri.to_string(),
                             method: parts.method,
                             path: parts.uri.path().to_owned(),
                             query: parts.uri.query().map(str::to_owned),
