@@ -109,12 +109,11 @@ impl HttpClient {
             builder = builder.header(h.name.as_str(), h.value.as_str());
         }
         // Plain HTTP through a proxy goes to the proxy itself: its credentials ride along.
-        if let Ok(uri) = request.url.parse::<http::Uri>() {
-            if let (Some("http"), Some((_, Some(auth)))) =
+        if let Ok(uri) = request.url.parse::<http::Uri>()
+            && let (Some("http"), Some((_, Some(auth)))) =
                 (uri.scheme_str(), self.proxy.intercept(&uri))
-            {
-                builder = builder.header(http::header::PROXY_AUTHORIZATION, auth);
-            }
+        {
+            builder = builder.header(http::header::PROXY_AUTHORIZATION, auth);
         }
         let req = builder
             .body(Full::new(Bytes::from(request.body.clone())))
