@@ -115,12 +115,7 @@ impl TlsSettings {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate { provider }))
         } else {
-            let mut roots = RootCertStore::empty();
-            let native = rustls_native_certs::load_native_certs();
-            for cert in native.certs {
-                // A system certificate rustls cannot use is skipped, as every client does.
-                let _ = roots.add(cert);
-            }
+            let mut roots = native_roots().clone();
             for cert in &self.extra_roots {
                 roots
                     .add(cert.clone())
@@ -135,6 +130,19 @@ impl TlsSettings {
                 .map_err(|e| format!("tls.certFile, tls.keyFile: {e}")),
         }
     }
+}
+
+/// The system's CA roots, read once per process (every HTTP receiver trusts them).
+fn native_roots() -> &'static RootCertStore {
+    static ROOTS: std::sync::OnceLock<RootCertStore> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            // A system certificate rustls cannot use is skipped, as every client does.
+            let _ = roots.add(cert);
+        }
+        roots
+    })
 }
 
 /// `insecureSkipVerify`: any certificate is accepted; handshake signatures are still checked.
