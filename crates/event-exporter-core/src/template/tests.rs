@@ -138,6 +138,9 @@ fn series_and_event_time() {
         "&EventSeries{Count:2,LastObservedTime:2026-11-23 10:01:02.764451 +0000 UTC,}"
     );
     assert_eq!(render_with(&ev, "{{ .GetTimestampMs }}"), "1795428002764");
+    // The delivery id counts occurrences the events.k8s.io way too (series.count).
+    let id = render_with(&ev, "{{ .GetDeliveryID }}");
+    assert_eq!(id, format!("{}/2", ev.view().uid()));
     assert_eq!(
         render_with(&ev, "{{ .Series | toJson }}"),
         r#"{"count":2,"lastObservedTime":"2026-11-23T10:01:02.764451Z"}"#

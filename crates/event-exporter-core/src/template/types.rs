@@ -99,6 +99,7 @@ members!(
     InvolvedObject,
     GetTimestampMs,
     GetTimestampISO8601,
+    GetDeliveryID,
     // v1.Event
     TypeMeta,
     ObjectMeta,
@@ -181,6 +182,7 @@ pub(crate) fn method_arity(m: Member) -> Option<usize> {
         M::Format => Some(1),
         M::GetTimestampMs
         | M::GetTimestampISO8601
+        | M::GetDeliveryID
         | M::GetName
         | M::GetNamespace
         | M::GetUID
@@ -297,7 +299,7 @@ pub(crate) fn static_member(ty: Ty, m: Option<Member>) -> Option<Result<Ty, ()>>
             match ty {
                 Ty::Event => match m {
                     M::Event => Some(Ty::CoreEvent),
-                    M::ClusterName | M::GetTimestampISO8601 => Some(Ty::Str),
+                    M::ClusterName | M::GetTimestampISO8601 | M::GetDeliveryID => Some(Ty::Str),
                     M::InvolvedObject => Some(Ty::InvObj),
                     M::GetTimestampMs => Some(Ty::Int64),
                     _ => core_event_member(m),
@@ -505,6 +507,9 @@ pub(crate) fn get_member<'a>(
                 M::GetTimestampISO8601 => Some(Value::string(
                     first_or_event_time(e).format("2006-01-02T15:04:05.000Z"),
                 )),
+                // An extension: the delivery's stable id (uid/occurrence), for receivers that
+                // deduplicate.
+                M::GetDeliveryID => Some(Value::string(crate::sink::DeliveryId::of(e).to_string())),
                 _ => core_event_value(e, m),
             },
             Obj::CoreEvent(e) => core_event_value(e, m),
