@@ -248,62 +248,65 @@ async fn permanent_errors_are_given_up_without_retrying() {
     assert_eq!(fake.requests().len(), 1, "channel_not_found is not retried");
 }
 
-#[tokio::test]
-async fn a_failed_reaction_is_retried_without_posting_twice() {
+/// A thread opened by event `a`, then its completion `b` whose reaction Slack first answers
+/// with `reaction_error`; then event `c` of the same key. Returns the fake and the counters.
+async fn thread_whose_reaction_first_fails(
+    reaction_error: &'static str,
+) -> (FakeSlack, StatsSnapshot) {
     let fake = FakeSlack::start(TOKEN, &[("#alerts", "C0ALERTS")]).await;
     let extra = "    threadKey: '{{ .InvolvedObject.Name }}'\n    completionCondition: '{{ if eq .Reason \"Upgraded\" }}done{{ end }}'\n    completionEmoji: ':tada:'\n";
     let (router, sinks) = plain_sink(&fake, extra);
     let d = Dispatcher::start(router, sinks, fast_retries());
     d.dispatch_wait(upgrade_event("a", "Upgrading", "m", "1"))
         .await;
-    // The completion: its post passes, its reaction fails once, then succeeds.
-    fake.fail_next([
-        Fault::Pass,
-        Fault::Pass,
-        Fault::SlackError("internal_error"),
-    ]);
+    // Wait until the parent is posted, so the faults below meet the completion's requests.
+    for _ in 0..500 {
+        if d.stats()[0].1.sent == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(d.stats()[0].1.sent, 1, "the parent was posted");
+    // The completion's post passes; its reaction gets the error.
+    fake.fail_next([Fault::Pass, Fault::SlackError(reaction_error)]);
     d.dispatch_wait(upgrade_event("b", "Upgraded", "m", "1"))
         .await;
-    let stats = d.shutdown(Duration::from_secs(30)).await;
+    d.dispatch_wait(upgrade_event("c", "Upgrading", "m", "1"))
+        .await;
+    let stats = d.shutdown(Duration::from_secs(30)).await[0].1;
+    (fake, stats)
+}
+
+#[tokio::test]
+async fn a_failed_reaction_is_retried_without_posting_twice() {
+    let (fake, stats) = thread_whose_reaction_first_fails("internal_error").await;
     assert_eq!(
-        stats[0].1,
+        stats,
         StatsSnapshot {
-            sent: 2,
+            sent: 3,
             retried: 1,
             failed: 0,
             dropped: 0
         }
     );
     let posts = fake.messages();
-    assert_eq!(posts.len(), 2, "the completion message is posted once");
+    assert_eq!(posts.len(), 3, "the completion message is posted once");
     assert_eq!(posts[1].body["thread_ts"], posts[0].ts.as_str());
     assert_eq!(
         fake.reactions(),
         vec![("C0ALERTS".into(), posts[0].ts.clone(), "tada".into())]
     );
+    assert!(
+        posts[2].body.get("thread_ts").is_none(),
+        "the thread was closed"
+    );
 }
 
 #[tokio::test]
 async fn already_reacted_counts_as_success() {
-    let fake = FakeSlack::start(TOKEN, &[("#alerts", "C0ALERTS")]).await;
-    let extra = "    threadKey: '{{ .InvolvedObject.Name }}'\n    completionCondition: '{{ if eq .Reason \"Upgraded\" }}done{{ end }}'\n";
-    let (router, sinks) = plain_sink(&fake, extra);
-    let d = Dispatcher::start(router, sinks, fast_retries());
-    d.dispatch_wait(upgrade_event("a", "Upgrading", "m", "1"))
-        .await;
-    fake.fail_next([
-        Fault::Pass,
-        Fault::Pass,
-        Fault::SlackError("already_reacted"),
-    ]);
-    d.dispatch_wait(upgrade_event("b", "Upgraded", "m", "1"))
-        .await;
-    // The thread was forgotten: the next event starts a new one.
-    d.dispatch_wait(upgrade_event("c", "Upgrading", "m", "1"))
-        .await;
-    let stats = d.shutdown(Duration::from_secs(30)).await;
+    let (fake, stats) = thread_whose_reaction_first_fails("already_reacted").await;
     assert_eq!(
-        stats[0].1,
+        stats,
         StatsSnapshot {
             sent: 3,
             retried: 0,
@@ -311,7 +314,29 @@ async fn already_reacted_counts_as_success() {
             dropped: 0
         }
     );
-    assert!(fake.messages()[2].body.get("thread_ts").is_none());
+    assert!(fake.reactions().is_empty());
+    assert!(
+        fake.messages()[2].body.get("thread_ts").is_none(),
+        "the thread was closed"
+    );
+}
+
+#[tokio::test]
+async fn a_reaction_slack_refuses_for_good_still_closes_the_thread() {
+    let (fake, stats) = thread_whose_reaction_first_fails("missing_scope").await;
+    assert_eq!(
+        stats,
+        StatsSnapshot {
+            sent: 3,
+            retried: 0,
+            failed: 0,
+            dropped: 0
+        }
+    );
+    assert!(
+        fake.messages()[2].body.get("thread_ts").is_none(),
+        "the thread was closed"
+    );
 }
 
 #[tokio::test]
