@@ -109,10 +109,10 @@ fn request_json(req: &event_exporter_core::sink::Request, show_secrets: bool) ->
     } else {
         Value::String(req.body.clone())
     };
-    let url = match (&req.redacted_url, show_secrets) {
-        (Some(masked), false) => masked,
-        _ => &req.url,
-    };
+    let masked = (!show_secrets)
+        .then(|| event_exporter_sinks::http::masked_url(&req.url))
+        .flatten();
+    let url = masked.as_deref().unwrap_or(&req.url);
     json!({"method": req.method, "url": url, "headers": headers, "body": body})
 }
 

@@ -233,7 +233,7 @@ fn check_accepts_the_example_and_conf_is_an_alias() {
     let example = root().join("examples/config.yaml");
     let out = run(&["check", "--config", s(&example)]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("ok (4 receivers)"));
+    assert!(text(&out.stdout).contains("ok (5 receivers)"));
     // The glob pattern is warned about, with its place.
     assert!(
         text(&out.stderr).contains("route.routes[1].drop[0].namespace"),

@@ -6,6 +6,7 @@
 //! a JSON number or boolean, where upstream sends `null`.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use crate::event::Event;
 use crate::template::{RenderError, Template, TemplateError};
@@ -220,7 +221,7 @@ impl Layout {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, v) in items.iter().enumerate() {
                     let len = place.len();
-                    place.push_str(&format!("[{i}]"));
+                    let _ = write!(place, "[{i}]");
                     let rendered = v.render_at(event, place);
                     place.truncate(len);
                     out.push(rendered?);

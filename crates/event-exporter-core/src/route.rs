@@ -179,8 +179,14 @@ impl Rule {
 
     #[inline]
     fn matches(&self, eval: &mut Eval<'_, '_, '_>) -> bool {
-        // All tests are a conjunction, so their order is free: cheapest first.
-        eval.event.count() >= self.min_count && self.predicates.iter().all(|&id| eval.test(id))
+        // All tests are a conjunction, so their order is free: cheapest first. A `minCount`
+        // above 0 is a cheap, selective filter; the default 0 almost always passes, so it is
+        // checked last (often never: a failing predicate decides first).
+        if self.min_count > 0 {
+            eval.event.count() >= self.min_count && self.predicates.iter().all(|&id| eval.test(id))
+        } else {
+            self.predicates.iter().all(|&id| eval.test(id)) && eval.event.count() >= self.min_count
+        }
     }
 }
 

@@ -23,16 +23,34 @@ pub struct Header {
     pub sensitive: bool,
 }
 
+impl Header {
+    /// A header whose value can be shown.
+    pub fn plain(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            value: value.into(),
+            sensitive: false,
+        }
+    }
+
+    /// A header whose value is a secret.
+    pub fn secret(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            value: value.into(),
+            sensitive: true,
+        }
+    }
+}
+
 /// A request a sink sends (or a line it writes), exactly as it goes out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// HTTP method, or `WRITE` for stream and file sinks.
     pub method: String,
-    /// The URL, or `stdout:` / `file://PATH` for stream and file sinks.
+    /// The URL, or `stdout:` / `file://PATH` for stream and file sinks. It may carry
+    /// credentials (a Slack incoming-webhook path): mask it before showing it.
     pub url: String,
-    /// The URL with its credentials masked, when it carries any (a Slack incoming-webhook
-    /// path, a token in the query): what `render` shows unless secrets are asked for.
-    pub redacted_url: Option<String>,
     /// Headers in the order they are sent.
     pub headers: Vec<Header>,
     /// The body bytes as sent.

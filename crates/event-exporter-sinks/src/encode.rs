@@ -21,6 +21,18 @@ pub fn compile_template(
     Template::parse(source).map_err(|e| ctx.error(format!("{field}: {e}")))
 }
 
+/// Renders one template field of a receiver for `event`; the error names the field. The name
+/// is only formatted when rendering fails (pass `&format_args!(..)` for composed names).
+pub fn render_field(
+    template: &Template,
+    event: Event<'_>,
+    field: &dyn std::fmt::Display,
+) -> Result<String, RenderError> {
+    template.render_to_string(event).map_err(|e| RenderError {
+        message: format!("{field}: {e}"),
+    })
+}
+
 /// The body encoding shared by the webhook, stdout and file sinks.
 #[derive(Debug, Clone)]
 pub struct Encoding {

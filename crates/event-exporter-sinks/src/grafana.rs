@@ -23,8 +23,8 @@ use event_exporter_core::template::Template;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::encode::compile_template;
-use crate::http::{HttpClient, masked_url};
+use crate::encode::{compile_template, render_field};
+use crate::http::HttpClient;
 use crate::{BuildContext, SinkConfigError};
 
 /// Which annotations API to use.
@@ -172,7 +172,7 @@ impl GrafanaSink {
         let base = cfg.url.trim_end_matches('/').to_owned();
         if base.is_empty() {
             errors.push(ctx.error("url: missing (Grafana's base URL)"));
-        } else if let Err(msg) = crate::webhook::check_url(&base) {
+        } else if let Err(msg) = crate::http::check_url(&base) {
             errors.push(ctx.error(format!("url: {msg}")));
         }
         let auth = match (cfg.token.is_empty(), cfg.username.is_empty()) {
@@ -282,14 +282,13 @@ impl GrafanaSink {
     }
 
     fn render_event(&self, event: Event<'_>) -> Result<Rendered, RenderError> {
-        let render = |field: &str, t: &Template| {
-            t.render_to_string(event).map_err(|e| RenderError {
-                message: format!("{field}: {e}"),
-            })
-        };
         let mut tags = Vec::with_capacity(self.tags.len());
         for (i, t) in self.tags.iter().enumerate() {
-            tags.push(Value::String(render(&format!("tags[{i}]"), t)?));
+            tags.push(Value::String(render_field(
+                t,
+                event,
+                &format_args!("tags[{i}]"),
+            )?));
         }
         // An event with no time at all is annotated now (a PATCH with timeEnd 0 would be
         // ignored by Grafana).
@@ -300,8 +299,7 @@ impl GrafanaSink {
         });
         let body = match &self.body {
             Body::Annotation { text } => {
-                let mut body =
-                    json!({"text": render("text", text)?, "tags": tags, "time": time_ms});
+                let mut body = json!({"text": render_field(text, event, &"text")?, "tags": tags, "time": time_ms});
                 if let Value::Object(map) = &mut body {
                     if let Some(uid) = &self.dashboard_uid {
                         map.insert("dashboardUID".into(), Value::String(uid.clone()));
@@ -313,20 +311,22 @@ impl GrafanaSink {
                 body
             }
             Body::Graphite { what, data } => {
-                let mut body =
-                    json!({"what": render("what", what)?, "tags": tags, "when": time_ms / 1000});
+                let mut body = json!({"what": render_field(what, event, &"what")?, "tags": tags, "when": time_ms / 1000});
                 if let (Some(data), Value::Object(map)) = (data, &mut body) {
-                    map.insert("data".into(), Value::String(render("data", data)?));
+                    map.insert(
+                        "data".into(),
+                        Value::String(render_field(data, event, &"data")?),
+                    );
                 }
                 body
             }
         };
         let region = match &self.region_key {
-            Some(t) => Some(render("regionKey", t)?).filter(|k| !k.is_empty()),
+            Some(t) => Some(render_field(t, event, &"regionKey")?).filter(|k| !k.is_empty()),
             None => None,
         };
         let ends = match &self.end_condition {
-            Some(t) => !render("endCondition", t)?.is_empty(),
+            Some(t) => !render_field(t, event, &"endCondition")?.is_empty(),
             None => false,
         };
         Ok(Rendered {
@@ -339,39 +339,29 @@ impl GrafanaSink {
 
     fn request(&self, method: &str, path: &str, body: &Value) -> Request {
         let mut headers = vec![
-            Header {
-                name: "Content-Type".into(),
-                value: "application/json".into(),
-                sensitive: false,
-            },
-            Header {
-                name: "Accept".into(),
-                value: "application/json".into(),
-                sensitive: false,
-            },
+            Header::plain("Content-Type", "application/json"),
+            Header::plain("Accept", "application/json"),
         ];
         if let Some(auth) = &self.auth {
-            headers.push(Header {
-                name: "Authorization".into(),
-                value: auth.clone(),
-                sensitive: true,
-            });
+            headers.push(Header::secret("Authorization", auth.clone()));
         }
         if let Some(org) = self.org_id {
-            headers.push(Header {
-                name: "X-Grafana-Org-Id".into(),
-                value: org.to_string(),
-                sensitive: false,
-            });
+            headers.push(Header::plain("X-Grafana-Org-Id", org.to_string()));
         }
         let url = format!("{}{path}", self.base);
         Request {
             method: method.into(),
-            redacted_url: masked_url(&url),
             url,
             headers,
             body: gojson::to_string(body),
         }
+    }
+
+    fn regions(&self) -> std::sync::MutexGuard<'_, Regions> {
+        // Every update is a single map operation: a poisoned lock holds a consistent map.
+        self.regions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn create_path(&self) -> &'static str {
@@ -384,10 +374,7 @@ impl GrafanaSink {
     async fn create(&self, body: &Value) -> Result<u64, SendError> {
         let reply = self
             .client
-            .send(
-                &self.request("POST", self.create_path(), body),
-                self.timeout,
-            )
+            .send(self.request("POST", self.create_path(), body), self.timeout)
             .await?;
         let id = serde_json::from_str::<Value>(&reply.body)
             .ok()
@@ -426,18 +413,14 @@ impl Sink for GrafanaSink {
             self.create(&rendered.body).await?;
             return Ok(());
         };
-        let open = self
-            .regions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&key);
+        let open = self.regions().get(&key);
         match (open, rendered.ends) {
             (Some(id), true) => {
                 let patch = json!({"timeEnd": rendered.time_ms});
                 let result = self
                     .client
                     .send(
-                        &self.request("PATCH", &format!("/api/annotations/{id}"), &patch),
+                        self.request("PATCH", &format!("/api/annotations/{id}"), &patch),
                         self.timeout,
                     )
                     .await;
@@ -450,18 +433,12 @@ impl Sink for GrafanaSink {
                     Err(e) => {
                         if !e.is_retryable() {
                             // It will never close: do not keep it open.
-                            self.regions
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .remove(&key);
+                            self.regions().remove(&key);
                         }
                         return Err(e);
                     }
                 }
-                self.regions
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .remove(&key);
+                self.regions().remove(&key);
             }
             // A region already open: a further event inside it is a point annotation.
             (Some(_), false) | (None, true) => {
@@ -469,10 +446,7 @@ impl Sink for GrafanaSink {
             }
             (None, false) => {
                 let id = self.create(&rendered.body).await?;
-                self.regions
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(key, id);
+                self.regions().insert(key, id);
             }
         }
         Ok(())

@@ -33,6 +33,21 @@ pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429) || (500..600).contains(&status) && status != 501
 }
 
+/// Checks that `url` is an absolute http(s) URL with a host.
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(format!("`{url}` must be an http:// or https:// URL")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(())
+}
+
 /// An HTTPS-capable client with connection reuse. The connection pool is created on first
 /// use; TLS files were already read when the receiver was built.
 #[derive(Debug, Default)]
@@ -100,30 +115,36 @@ impl HttpClient {
     /// Sends `request` and reads the response, within `timeout`. Non-2xx statuses are errors,
     /// retryable or not by [`is_retryable_status`], carrying the server's `Retry-After`; the
     /// message quotes a body snippet and never a header value.
-    pub async fn send(&self, request: &Request, timeout: Duration) -> Result<Response, SendError> {
-        let target = format!("{} {}", request.method, redact_url(&request.url));
+    pub async fn send(&self, request: Request, timeout: Duration) -> Result<Response, SendError> {
+        // What errors name the request by: computed only when one is reported.
+        let target = || format!("{} {}", request.method, redact_url(&request.url));
+        let uri: http::Uri = request
+            .url
+            .parse()
+            .map_err(|e| SendError::permanent(format!("{}: invalid URL: {e}", target())))?;
+        // Plain HTTP through a proxy goes to the proxy itself: its credentials ride along.
+        let proxy_auth = match (uri.scheme_str(), self.proxy.intercept(&uri)) {
+            (Some("http"), Some((_, auth))) => auth,
+            _ => None,
+        };
         let mut builder = http::Request::builder()
             .method(request.method.as_str())
-            .uri(request.url.as_str());
+            .uri(uri);
         for h in &request.headers {
             builder = builder.header(h.name.as_str(), h.value.as_str());
         }
-        // Plain HTTP through a proxy goes to the proxy itself: its credentials ride along.
-        if let Ok(uri) = request.url.parse::<http::Uri>()
-            && let (Some("http"), Some((_, Some(auth)))) =
-                (uri.scheme_str(), self.proxy.intercept(&uri))
-        {
+        if let Some(auth) = proxy_auth {
             builder = builder.header(http::header::PROXY_AUTHORIZATION, auth);
         }
         let req = builder
-            .body(Full::new(Bytes::from(request.body.clone())))
-            .map_err(|e| SendError::permanent(format!("{target}: invalid request: {e}")))?;
+            .body(Full::new(Bytes::from(request.body)))
+            .map_err(|e| SendError::permanent(format!("{}: invalid request: {e}", target())))?;
         let client = self.client()?;
         let exchange = async {
             let resp = client
                 .request(req)
                 .await
-                .map_err(|e| SendError::retryable(format!("{target}: {}", error_chain(&e))))?;
+                .map_err(|e| SendError::retryable(format!("{}: {}", target(), error_chain(&e))))?;
             let status = resp.status().as_u16();
             let retry_after = resp
                 .headers()
@@ -134,7 +155,9 @@ impl HttpClient {
             let body = http_body_util::Limited::new(resp.into_body(), MAX_BODY)
                 .collect()
                 .await
-                .map_err(|e| SendError::retryable(format!("{target}: reading the response: {e}")))?
+                .map_err(|e| {
+                    SendError::retryable(format!("{}: reading the response: {e}", target()))
+                })?
                 .to_bytes();
             let body = String::from_utf8_lossy(&body).into_owned();
             Ok::<_, SendError>((status, retry_after, body))
@@ -143,13 +166,13 @@ impl HttpClient {
             tokio::time::timeout(timeout, exchange)
                 .await
                 .map_err(|_| {
-                    SendError::retryable(format!("{target}: no response within {timeout:?}"))
+                    SendError::retryable(format!("{}: no response within {timeout:?}", target()))
                 })??;
         if (200..300).contains(&status) {
             Ok(Response { status, body })
         } else {
             Err(SendError::Transport {
-                message: format!("{target}: HTTP {status}: {}", snippet(body.as_bytes())),
+                message: format!("{}: HTTP {status}: {}", target(), snippet(body.as_bytes())),
                 retryable: is_retryable_status(status),
                 retry_after,
                 status: Some(status),
@@ -211,9 +234,14 @@ fn is_credential_host(host: &str) -> bool {
 }
 
 /// `url` with credentials masked as `***`, if it carries any: user info, a query string, or
-/// the path of a webhook host whose URLs are secrets. `None` when there is nothing to mask; a
-/// URL that does not parse is masked whole.
+/// the path of a webhook host whose URLs are secrets. `None` when there is nothing to mask
+/// (or it is not an http(s) URL: `stdout:`, `file://…`); an http(s) URL that does not parse
+/// is masked whole.
 pub fn masked_url(url: &str) -> Option<String> {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    if !lower.starts_with("http://") && !lower.starts_with("https://") {
+        return None;
+    }
     let Ok(uri) = url.parse::<http::Uri>() else {
         return Some("<invalid url>".to_owned());
     };
@@ -236,6 +264,8 @@ mod tests {
     #[test]
     fn masks_credential_urls_only() {
         assert_eq!(masked_url("http://127.0.0.1:9/hook"), None);
+        assert_eq!(masked_url("stdout:"), None);
+        assert_eq!(masked_url("file:///var/log/events.jsonl"), None);
         assert_eq!(
             masked_url("https://hooks.slack.com/services/T0/B0/sekrit").as_deref(),
             Some("https://hooks.slack.com/***")

@@ -153,23 +153,19 @@ pub fn build(
         }
     };
     ctx.timeout = settings.timeout;
-    let sink = match KINDS.iter().find(|(k, _)| *k == receiver.kind) {
-        Some((_, builder)) => builder(&ctx, &receiver.spec)?,
-        None if UPSTREAM_ONLY.contains(&receiver.kind.as_str()) => {
-            return Err(vec![ctx.error(format!(
-                "the `{}` receiver kind is not implemented yet (available: {})",
-                receiver.kind,
-                kinds().collect::<Vec<_>>().join(", ")
-            ))]);
-        }
-        None => {
-            return Err(vec![ctx.error(format!(
-                "unknown receiver kind `{}` (available: {})",
-                receiver.kind,
-                kinds().collect::<Vec<_>>().join(", ")
-            ))]);
-        }
+    let Some((_, builder)) = KINDS.iter().find(|(k, _)| *k == receiver.kind) else {
+        let what = if UPSTREAM_ONLY.contains(&receiver.kind.as_str()) {
+            format!(
+                "the `{}` receiver kind is not implemented yet",
+                receiver.kind
+            )
+        } else {
+            format!("unknown receiver kind `{}`", receiver.kind)
+        };
+        let available = kinds().collect::<Vec<_>>().join(", ");
+        return Err(vec![ctx.error(format!("{what} (available: {available})"))]);
     };
+    let sink = builder(&ctx, &receiver.spec)?;
     Ok((sink, settings))
 }
 

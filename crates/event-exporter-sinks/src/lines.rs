@@ -120,7 +120,6 @@ impl Sink for LineSink {
         Ok(vec![Request {
             method: "WRITE".into(),
             url: self.output.url(),
-            redacted_url: None,
             headers: Vec::new(),
             body: self.encoding.encode(event)?,
         }])

@@ -27,8 +27,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::encode::compile_template;
-use crate::http::{HttpClient, masked_url};
+use crate::encode::{compile_template, render_field};
+use crate::http::HttpClient;
 use crate::{BuildContext, SinkConfigError};
 pub use threads::{FileThreadStore, MemoryThreadStore, ThreadInfo, ThreadStore, ThreadStoreError};
 
@@ -193,7 +193,7 @@ impl SlackSink {
     ) -> Result<Self, Vec<SinkConfigError>> {
         let mut errors = Vec::new();
         let target = if !cfg.webhook_url.is_empty() {
-            if let Err(msg) = crate::webhook::check_url(&cfg.webhook_url) {
+            if let Err(msg) = crate::http::check_url(&cfg.webhook_url) {
                 errors.push(ctx.error(format!("webhookURL: {msg}")));
             }
             if !cfg.thread_key.is_empty() {
@@ -216,7 +216,7 @@ impl SlackSink {
             } else {
                 cfg.api_url.trim_end_matches('/')
             };
-            if let Err(msg) = crate::webhook::check_url(base) {
+            if let Err(msg) = crate::http::check_url(base) {
                 errors.push(ctx.error(format!("apiURL: {msg}")));
             }
             Target::WebApi {
@@ -295,16 +295,11 @@ impl SlackSink {
     }
 
     fn message(&self, event: Event<'_>) -> Result<Message, RenderError> {
-        let render = |field: &str, t: &Template| {
-            t.render_to_string(event).map_err(|e| RenderError {
-                message: format!("{field}: {e}"),
-            })
-        };
         let t = &self.templates;
         let mut body = serde_json::Map::new();
         body.insert(
             "text".into(),
-            Value::String(escape(&render("message", &t.message)?)),
+            Value::String(escape(&render_field(&t.message, event, &"message")?)),
         );
         let mut attachment = serde_json::Map::new();
         for (key, field, template) in [
@@ -314,13 +309,16 @@ impl SlackSink {
             ("footer", "footer", &t.footer),
         ] {
             if let Some(template) = template {
-                attachment.insert(key.into(), Value::String(render(field, template)?));
+                attachment.insert(
+                    key.into(),
+                    Value::String(render_field(template, event, &field)?),
+                );
             }
         }
         if let Some(fields) = &t.fields {
             let mut out = Vec::with_capacity(fields.len());
             for (title, template) in fields {
-                let value = render(&format!("fields.{title}"), template)?;
+                let value = render_field(template, event, &format_args!("fields.{title}"))?;
                 out.push(json!({"title": title, "value": value, "short": false}));
             }
             attachment.insert("fields".into(), Value::Array(out));
@@ -331,7 +329,7 @@ impl SlackSink {
                 Value::Array(vec![Value::Object(attachment)]),
             );
         }
-        let channel = render("channel", &t.channel)?;
+        let channel = render_field(&t.channel, event, &"channel")?;
         if let Target::WebApi { .. } = self.target {
             body.insert("channel".into(), Value::String(channel.clone()));
         }
@@ -370,30 +368,17 @@ impl SlackSink {
             Target::WebApi { base, token } => (
                 format!("{base}/{method}"),
                 vec![
-                    Header {
-                        name: "Content-Type".into(),
-                        value: "application/json; charset=utf-8".into(),
-                        sensitive: false,
-                    },
-                    Header {
-                        name: "Authorization".into(),
-                        value: format!("Bearer {token}"),
-                        sensitive: true,
-                    },
+                    Header::plain("Content-Type", "application/json; charset=utf-8"),
+                    Header::secret("Authorization", format!("Bearer {token}")),
                 ],
             ),
             Target::Webhook { url } => (
                 url.clone(),
-                vec![Header {
-                    name: "Content-Type".into(),
-                    value: "application/json".into(),
-                    sensitive: false,
-                }],
+                vec![Header::plain("Content-Type", "application/json")],
             ),
         };
         Request {
             method: "POST".into(),
-            redacted_url: masked_url(&url),
             url,
             headers,
             body: gojson::to_string(body),
@@ -407,8 +392,10 @@ impl SlackSink {
         body: &Value,
         ok_errors: &[&str],
     ) -> Result<Value, SendError> {
-        let request = self.request(method, body);
-        let response = self.client.send(&request, self.timeout).await?;
+        let response = self
+            .client
+            .send(self.request(method, body), self.timeout)
+            .await?;
         if let Target::Webhook { .. } = self.target {
             // Incoming webhooks answer plain `ok`; failures come as non-2xx statuses.
             return Ok(Value::Null);
@@ -456,6 +443,13 @@ impl SlackSink {
                 .unwrap_or_default()
                 .to_owned(),
         })
+    }
+
+    fn progress(&self) -> std::sync::MutexGuard<'_, Option<(u64, Posted)>> {
+        // Every update is a single assignment: a poisoned lock holds a consistent value.
+        self.progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn store_error(&self, e: &ThreadStoreError) -> SendError {
@@ -506,9 +500,7 @@ impl Sink for SlackSink {
             .map_err(|e| self.store_error(&e))?;
         // A retry after a successful post resumes after it.
         let done = self
-            .progress
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .progress()
             .clone()
             .filter(|(seq, _)| *seq == delivery.seq)
             .map(|(_, posted)| posted);
@@ -518,11 +510,7 @@ impl Sink for SlackSink {
                 let posted = self
                     .post(&message, parent.as_ref().map(|p| p.ts.as_str()))
                     .await?;
-                *self
-                    .progress
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some((delivery.seq, posted.clone()));
+                *self.progress() = Some((delivery.seq, posted.clone()));
                 posted
             }
         };
@@ -563,10 +551,7 @@ impl Sink for SlackSink {
             }
         };
         let result = finish.await;
-        let mut progress = self
-            .progress
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut progress = self.progress();
         if result.is_ok() || !result.as_ref().is_err_and(SendError::is_retryable) {
             *progress = None;
         }

@@ -12,7 +12,7 @@ use event_exporter_core::sink::{Delivery, Header, RenderError, Request, SendErro
 use event_exporter_core::template::Template;
 use serde::Deserialize;
 
-use crate::encode::{Encoding, compile_template};
+use crate::encode::{Encoding, compile_template, render_field};
 use crate::http::HttpClient;
 use crate::tls::TlsSettings;
 use crate::{BuildContext, SinkConfigError, is_sensitive_header};
@@ -54,21 +54,6 @@ pub struct WebhookRequestBuilder {
     encoding: Encoding,
 }
 
-/// Checks that `url` is an absolute http(s) URL with a host.
-pub(crate) fn check_url(url: &str) -> Result<(), String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        _ => return Err(format!("`{url}` must be an http:// or https:// URL")),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("`{url}` has no host"));
-    }
-    Ok(())
-}
-
 impl WebhookRequestBuilder {
     /// Validates and compiles `cfg` (no I/O).
     pub fn new(ctx: &BuildContext<'_>, cfg: &WebhookConfig) -> Result<Self, Vec<SinkConfigError>> {
@@ -79,7 +64,7 @@ impl WebhookRequestBuilder {
         let endpoint = compile_template(ctx, "endpoint", &cfg.endpoint).map_err(|e| errors.push(e));
         if let Ok(t) = &endpoint
             && let Some(url) = t.as_literal().filter(|u| !u.trim().is_empty())
-            && let Err(msg) = check_url(url)
+            && let Err(msg) = crate::http::check_url(url)
         {
             errors.push(ctx.error(format!("endpoint: {msg}")));
         }
@@ -99,8 +84,8 @@ impl WebhookRequestBuilder {
         if !has_content_type {
             headers.push(HeaderTemplate {
                 name: "Content-Type".into(),
-                value: Template::parse("application/json")
-                    .map_err(|e| vec![ctx.error(e.to_string())])?,
+                value: compile_template(ctx, "headers.Content-Type", "application/json")
+                    .map_err(|e| vec![e])?,
                 sensitive: false,
             });
         }
@@ -133,24 +118,17 @@ impl WebhookRequestBuilder {
 
     /// The request for `event`.
     pub fn build(&self, event: Event<'_>) -> Result<Request, RenderError> {
-        let render = |field: &str, t: &Template| {
-            t.render_to_string(event).map_err(|e| RenderError {
-                message: format!("{field}: {e}"),
-            })
-        };
         let mut headers = Vec::with_capacity(self.headers.len());
         for h in &self.headers {
             headers.push(Header {
                 name: h.name.clone(),
-                value: render(&format!("headers.{}", h.name), &h.value)?,
+                value: render_field(&h.value, event, &format_args!("headers.{}", h.name))?,
                 sensitive: h.sensitive,
             });
         }
-        let url = render("endpoint", &self.endpoint)?;
         Ok(Request {
             method: self.method.clone(),
-            redacted_url: crate::http::masked_url(&url),
-            url,
+            url: render_field(&self.endpoint, event, &"endpoint")?,
             headers,
             body: self.encoding.encode(event)?,
         })
@@ -205,6 +183,6 @@ impl Sink for WebhookSink {
 
     async fn send(&self, delivery: &Delivery) -> Result<(), SendError> {
         let request = self.builder.build(delivery.event.view())?;
-        self.client.send(&request, self.timeout).await.map(|_| ())
+        self.client.send(request, self.timeout).await.map(|_| ())
     }
 }

@@ -115,10 +115,8 @@ pub(crate) fn is_go_printable(c: char) -> bool {
     !(format_or_control || space)
 }
 
-fn bad_verb(verb: char, a: &Value<'_>, out: &mut String) {
-    out.push_str("%!");
-    out.push(verb);
-    out.push('(');
+/// An argument as Go's fmt shows it in error reports: `<nil>`, or `type=value`.
+fn fmt_bad_arg(a: &Value<'_>, out: &mut String) {
     match a {
         Value::Nil | Value::Missing => out.push_str("<nil>"),
         _ => {
@@ -127,6 +125,13 @@ fn bad_verb(verb: char, a: &Value<'_>, out: &mut String) {
             fmt_v(a, out, 0);
         }
     }
+}
+
+fn bad_verb(verb: char, a: &Value<'_>, out: &mut String) {
+    out.push_str("%!");
+    out.push(verb);
+    out.push('(');
+    fmt_bad_arg(a, out);
     out.push(')');
 }
 
@@ -488,14 +493,7 @@ pub(crate) fn sprintf(format: &str, args: &[Value<'_>], out: &mut String) {
             if k > 0 {
                 out.push_str(", ");
             }
-            match a {
-                Value::Nil | Value::Missing => out.push_str("<nil>"),
-                _ => {
-                    out.push_str(&a.type_name());
-                    out.push('=');
-                    fmt_v(a, out, 0);
-                }
-            }
+            fmt_bad_arg(a, out);
         }
         out.push(')');
     }
