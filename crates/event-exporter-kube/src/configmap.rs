@@ -1,0 +1,1 @@
+//! Optimistic-concurrency access to one key of a ConfigMap (in progress).

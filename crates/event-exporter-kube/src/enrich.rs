@@ -1,0 +1,1 @@
+//! Involved-object enrichment (in progress).

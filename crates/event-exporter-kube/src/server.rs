@@ -1,0 +1,1 @@
+//! The /metrics, /healthz and /readyz HTTP server (in progress).

@@ -1,0 +1,1 @@
+//! The Slack thread store backed by a ConfigMap (in progress).

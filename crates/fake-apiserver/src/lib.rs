@@ -1,0 +1,2 @@
+//! A protocol-faithful fake kube-apiserver for tests and benchmarks (see
+//! `../shared/contracts/kubernetes-watch.md`).

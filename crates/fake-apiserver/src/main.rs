@@ -1,0 +1,2 @@
+//! Runs the fake API server on a loopback port.
+fn main() {}
