@@ -186,7 +186,7 @@ pub(crate) fn render(
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT). If a handler cannot be installed, that signal is
 /// simply never seen.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

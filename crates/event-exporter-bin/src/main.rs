@@ -1,10 +1,12 @@
 //! `event-exporter`: export Kubernetes events to webhooks, Slack and Grafana, routed by
-//! match/drop rules. This binary wires the libraries from a YAML config; the offline
-//! subcommands (`check`, `route`, `render`) need no cluster.
+//! match/drop rules. This binary wires the libraries from a YAML config. Without a
+//! subcommand it watches the cluster (as upstream's binary does); the offline subcommands
+//! (`check`, `route`, `render`, `run`) need no cluster.
 
 mod commands;
 mod events;
 mod load;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +17,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "event-exporter", version, about)]
 struct Cli {
-    /// The config file (as upstream; the watch itself is not available in this build).
+    /// The config file (upstream's `-conf`; default `config.yaml`).
     #[arg(
         long = "config",
         visible_alias = "conf",
@@ -23,6 +25,19 @@ struct Cli {
         value_name = "FILE"
     )]
     config: Option<PathBuf>,
+
+    /// Where `/metrics`, `/healthz` and `/readyz` listen when watching (upstream's
+    /// `-metrics-address`).
+    #[arg(long, value_name = "ADDR", default_value = ":2112")]
+    metrics_address: String,
+
+    /// A kubeconfig file (default: in-cluster, else `$KUBECONFIG` or `~/.kube/config`).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+
+    /// After SIGTERM, how long deliveries under way may still take when watching (seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 25)]
+    shutdown_grace: u64,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -62,21 +77,71 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let Some(config) = cli.config else {
-        eprintln!("error: --config FILE is required (see --help)");
-        return ExitCode::from(2);
+/// Upstream's flags are Go flags, written with one dash (`-conf=/data/config.yaml`): accept
+/// those spellings so existing manifests keep working.
+fn go_style_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    const GO_FLAGS: &[&str] = &["conf", "config", "metrics-address", "kubeconfig"];
+    args.map(|arg| match arg.to_str() {
+        Some(s)
+            if s.starts_with('-')
+                && !s.starts_with("--")
+                && GO_FLAGS.contains(&s[1..].split('=').next().unwrap_or_default()) =>
+        {
+            format!("-{s}").into()
+        }
+        _ => arg,
+    })
+    .collect()
+}
+
+/// Logs to stderr: `logLevel` (upstream's levels; `RUST_LOG` overrides) and `logFormat`
+/// (`json`, else human-readable).
+fn init_logging(level: &str, format: &str) {
+    let level = match level.trim().to_ascii_lowercase().as_str() {
+        "" => "info".to_owned(),
+        "fatal" | "panic" => "error".to_owned(),
+        "warning" => "warn".to_owned(),
+        other => other.to_owned(),
     };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false);
+    if format.eq_ignore_ascii_case("json") {
+        builder.json().init();
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(go_style_args(std::env::args_os()));
+    let config = cli.config.unwrap_or_else(|| PathBuf::from("config.yaml"));
+    if cli.command.is_none() {
+        let Some(loaded) = watch::load_config(&config) else {
+            return ExitCode::FAILURE;
+        };
+        init_logging(&loaded.log_level, &loaded.log_format);
+        let opts = watch::WatchOptions {
+            metrics_address: cli.metrics_address,
+            kubeconfig: cli.kubeconfig,
+            shutdown_grace: std::time::Duration::from_secs(cli.shutdown_grace),
+        };
+        return match watch::watch(&config, loaded, &opts) {
+            Ok(code) => code,
+            Err(err) => {
+                tracing::error!("{err:#}");
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    init_logging("", "");
     let result = match cli.command {
         Some(Command::Check) => commands::check(&config),
         Some(Command::Route { events }) => commands::route(&config, &events),
@@ -93,9 +158,7 @@ fn main() -> ExitCode {
             &events,
             std::time::Duration::from_secs(shutdown_timeout),
         ),
-        None => Err(anyhow::anyhow!(
-            "watching a cluster is not available in this build yet; use `check`, `route`, `render` or `run` (see --help)"
-        )),
+        None => Ok(ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -1,1 +1,615 @@
-//! (in progress: owned by the main session)
+//! The running exporter: watch → occurrence filter → enrichment → routing and delivery, with
+//! the checkpoint saved as delivery progresses, under a Lease when leader election is on.
+//!
+//! ```text
+//!  watch streams ──► reader task ──► bounded channel ──► filter (sync) ──► enrichment
+//!  (kube watcher,     (never waits      (8192)            (occurrence)     (bounded
+//!   per selector)      on lookups)                                          concurrency,
+//!                                                                          in order)
+//!        ──► Dispatcher (per-receiver queues, retries) ──► Progress ──► checkpoint store
+//! ```
+//!
+//! Guarantees (see [`crate::occurrence`] and [`crate::progress`] for the details):
+//! - An occurrence is exported once: relists (start-up, 410, list errors) deliver only what
+//!   the checkpoint and the filter do not know as handled.
+//! - Nothing is lost across a restart or a hand-over: the checkpoint's watermark only moves
+//!   past an occurrence once every receiver it was routed to has finished with it. At
+//!   shutdown, what is still being delivered when the grace period ends stays behind the
+//!   watermark and is delivered after the restart.
+//! - A failing receiver is retried and counted without holding back the others (its queue
+//!   drops its oldest delivery when full, counted as dropped).
+//! - Memory does not grow with the number of events in the cluster: no object cache; the
+//!   filter remembers a bounded number of occurrences.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_exporter_core::{EnrichedEvent, Router};
+use event_exporter_sinks::delivery::{DispatchObserver, Dispatcher, StatsSnapshot};
+use event_exporter_sinks::BuiltReceiver;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Event as CoreEvent;
+use kube::runtime::watcher;
+use tokio::sync::mpsc;
+
+use crate::checkpoint::{Checkpoint, CheckpointStore, MAX_RECENT};
+use crate::enrich::Enricher;
+use crate::leader::{LeaderElector, Leadership};
+use crate::metrics::{Discard, Metrics, ReceiverSample};
+use crate::occurrence::{self, OccurrenceFilter, Phase, UidKey, Verdict};
+use crate::progress::Progress;
+use crate::server::{Health, MetricsSource};
+use crate::watch::{self, WatchItem, WatchSettings, WatchedEvent};
+
+/// How the exporter runs.
+#[derive(Debug, Clone)]
+pub struct ExporterSettings {
+    /// What to watch.
+    pub watch: WatchSettings,
+    /// `maxEventAgeSeconds`: at the first start (no checkpoint), older events are not exported.
+    pub max_event_age: Duration,
+    /// `clusterName`, stamped on every event.
+    pub cluster_name: String,
+    /// How often the checkpoint is saved while running.
+    pub checkpoint_interval: Duration,
+    /// Occurrences the filter remembers at most.
+    pub remembered_occurrences: usize,
+    /// Enrichment lookups in flight at most.
+    pub enrich_concurrency: usize,
+    /// After a stop, how long deliveries under way may still take.
+    pub shutdown_grace: Duration,
+    /// This process's identity (the Lease holder; the checkpoint's writer).
+    pub identity: String,
+}
+
+impl Default for ExporterSettings {
+    fn default() -> Self {
+        Self {
+            watch: WatchSettings::default(),
+            max_event_age: Duration::from_secs(5),
+            cluster_name: String::new(),
+            checkpoint_interval: Duration::from_secs(5),
+            remembered_occurrences: 65_536,
+            enrich_concurrency: 16,
+            shutdown_grace: Duration::from_secs(25),
+            identity: String::new(),
+        }
+    }
+}
+
+/// Why the exporter stopped running.
+#[derive(Debug, thiserror::Error)]
+pub enum ExporterError {
+    /// Leader election failed for good (a bad Lease setting).
+    #[error("leader election: {0}")]
+    Leader(#[from] crate::leader::LeaderError),
+}
+
+/// What a run did, per receiver.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Final counters per receiver, in config order.
+    pub receivers: Vec<(String, StatsSnapshot)>,
+}
+
+/// The exporter: built from its parts, then [`run`](Self::run).
+pub struct Exporter {
+    client: kube::Client,
+    router: Router,
+    receivers: Vec<BuiltReceiver>,
+    enricher: Option<Enricher>,
+    checkpoint: Option<Arc<dyn CheckpointStore>>,
+    elector: Option<LeaderElector>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    settings: ExporterSettings,
+    observer_cell: Arc<std::sync::OnceLock<DispatchObserver>>,
+}
+
+impl std::fmt::Debug for Exporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exporter")
+            .field("settings", &self.settings)
+            .field("checkpoint", &self.checkpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Live metrics: the exporter's counters plus every receiver's.
+#[derive(Debug, Clone)]
+pub struct LiveMetrics {
+    metrics: Arc<Metrics>,
+    observer: Arc<std::sync::OnceLock<DispatchObserver>>,
+}
+
+impl MetricsSource for LiveMetrics {
+    fn render(&self) -> String {
+        let samples: Vec<ReceiverSample<'_>> = self
+            .observer
+            .get()
+            .map(|o| {
+                o.samples()
+                    .map(|(name, s, depth)| ReceiverSample {
+                        name,
+                        sent: s.sent,
+                        retried: s.retried,
+                        failed: s.failed,
+                        dropped: s.dropped,
+                        queue_depth: depth,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.metrics.render(&samples)
+    }
+}
+
+/// One step of the pipeline, in watch order.
+enum Step {
+    /// Export this occurrence (after enrichment).
+    Export {
+        stream: usize,
+        rv: Option<u64>,
+        key: (UidKey, u32),
+        event: Box<CoreEvent>,
+    },
+    /// An update that needs no delivery.
+    Skip { stream: usize, rv: Option<u64> },
+    /// A list finished.
+    Listed { stream: usize, rv: Option<u64> },
+}
+
+/// What a step became once enriched.
+enum Ready {
+    Export {
+        stream: usize,
+        rv: Option<u64>,
+        key: (UidKey, u32),
+        event: Arc<EnrichedEvent>,
+    },
+    Skip {
+        stream: usize,
+        rv: Option<u64>,
+    },
+}
+
+/// Why a term of leadership ended.
+enum TermEnd {
+    Stopped,
+    LostLeadership,
+}
+
+impl Exporter {
+    /// An exporter over `client` delivering to `receivers` (indexed like `router`'s).
+    pub fn new(
+        client: kube::Client,
+        router: Router,
+        receivers: Vec<BuiltReceiver>,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        settings: ExporterSettings,
+    ) -> Self {
+        Self {
+            client,
+            router,
+            receivers,
+            enricher: None,
+            checkpoint: None,
+            elector: None,
+            metrics,
+            health,
+            settings,
+            observer_cell: Arc::default(),
+        }
+    }
+
+    /// Looks up involved objects with `enricher` (none: events are exported as they are).
+    pub fn with_enricher(mut self, enricher: Enricher) -> Self {
+        self.enricher = Some(enricher);
+        self
+    }
+
+    /// Saves progress in `store` and resumes from it.
+    pub fn with_checkpoint(mut self, store: Arc<dyn CheckpointStore>) -> Self {
+        self.checkpoint = Some(store);
+        self
+    }
+
+    /// Exports only while holding the Lease of `elector`.
+    pub fn with_leader_election(mut self, elector: LeaderElector) -> Self {
+        self.elector = Some(elector);
+        self
+    }
+
+    /// A metrics source for the operations server; it includes the receivers' counters once
+    /// [`run`](Self::run) has started them.
+    pub fn metrics_source(&self) -> LiveMetrics {
+        LiveMetrics {
+            metrics: Arc::clone(&self.metrics),
+            observer: Arc::clone(&self.observer_cell),
+        }
+    }
+
+    /// Runs until `stop` completes: watches (as leader, when leader election is on), exports,
+    /// and at the end stops watching, lets deliveries finish within the grace period, saves
+    /// the checkpoint and releases the Lease.
+    pub async fn run(
+        self,
+        stop: impl Future<Output = ()> + Send,
+    ) -> Result<RunSummary, ExporterError> {
+        let Exporter {
+            client,
+            router,
+            receivers,
+            enricher,
+            checkpoint,
+            elector,
+            metrics,
+            health,
+            settings,
+            observer_cell,
+        } = self;
+        let dispatcher = Dispatcher::start_each(router, receivers);
+        let _ = observer_cell.set(dispatcher.observer());
+        let term = Term {
+            client: &client,
+            dispatcher: &dispatcher,
+            enricher: enricher.as_ref(),
+            checkpoint: checkpoint.as_deref(),
+            metrics: &metrics,
+            health: &health,
+            settings: &settings,
+        };
+        let mut stop = pin!(stop);
+        match &elector {
+            None => {
+                term.lead(stop.as_mut(), None).await;
+            }
+            Some(elector) => loop {
+                health.set_standby(true);
+                metrics.set_leader(false);
+                let leadership = tokio::select! {
+                    () = stop.as_mut() => break,
+                    acquired = elector.acquire() => acquired?,
+                };
+                health.set_standby(false);
+                metrics.set_leader(true);
+                match term.lead(stop.as_mut(), Some(leadership)).await {
+                    TermEnd::Stopped => break,
+                    TermEnd::LostLeadership => {
+                        tracing::warn!("leadership lost: stopped exporting; waiting to lead again");
+                    }
+                }
+            },
+        }
+        metrics.set_leader(false);
+        // Whatever is still queued has been left behind the checkpoint's watermark: stop it.
+        let receivers = dispatcher.shutdown(Duration::from_millis(100)).await;
+        Ok(RunSummary { receivers })
+    }
+}
+
+/// What one term of exporting borrows.
+struct Term<'a> {
+    client: &'a kube::Client,
+    dispatcher: &'a Dispatcher,
+    enricher: Option<&'a Enricher>,
+    checkpoint: Option<&'a dyn CheckpointStore>,
+    metrics: &'a Metrics,
+    health: &'a Health,
+    settings: &'a ExporterSettings,
+}
+
+impl Term<'_> {
+    /// Loads the checkpoint, retrying API failures until it is read or `stop` completes. A
+    /// corrupt checkpoint is reported and treated as none (it is replaced at the next save).
+    async fn load_checkpoint(
+        &self,
+        mut stop: std::pin::Pin<&mut (impl Future<Output = ()> + Send + ?Sized)>,
+    ) -> Option<Option<Checkpoint>> {
+        let Some(store) = self.checkpoint else {
+            return Some(None);
+        };
+        let mut wait = Duration::from_millis(500);
+        loop {
+            match store.load().await {
+                Ok(cp) => {
+                    if cp.is_none() {
+                        tracing::info!(store = %store.describe(), "no checkpoint yet: first start (maxEventAgeSeconds applies)");
+                    }
+                    return Some(cp);
+                }
+                Err(e @ crate::checkpoint::CheckpointError::Corrupt { .. }) => {
+                    self.metrics.checkpoint_error();
+                    tracing::error!(error = %e, "starting as on a first start");
+                    return Some(None);
+                }
+                Err(e) => {
+                    self.metrics.checkpoint_error();
+                    tracing::warn!(error = %e, retry_in = ?wait, "cannot read the checkpoint; retrying");
+                }
+            }
+            tokio::select! {
+                () = stop.as_mut() => return None,
+                () = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    async fn save(&self, selectors: &[String], progress: &mut Progress, last: &mut Option<Checkpoint>) {
+        let Some(store) = self.checkpoint else { return };
+        let snapshot = progress.snapshot();
+        let cp = Checkpoint::from_progress(selectors, &snapshot, &self.settings.identity);
+        let unchanged = last
+            .as_ref()
+            .is_some_and(|l| l.streams == cp.streams && l.recent == cp.recent);
+        if unchanged {
+            return;
+        }
+        match store.save(&cp).await {
+            Ok(()) => {
+                self.metrics.checkpoint_written();
+                if let Some(rv) = snapshot.watermarks.iter().flatten().min() {
+                    self.metrics.set_checkpoint_rv(*rv);
+                }
+                *last = Some(cp);
+            }
+            Err(e) => {
+                self.metrics.checkpoint_error();
+                tracing::warn!(error = %e, "cannot save the checkpoint; will retry");
+            }
+        }
+    }
+
+    /// One term: export until `stop` or the loss of `leadership`.
+    async fn lead(
+        &self,
+        mut stop: std::pin::Pin<&mut (impl Future<Output = ()> + Send + ?Sized)>,
+        mut leadership: Option<Leadership>,
+    ) -> TermEnd {
+        let Some(cp) = self.load_checkpoint(stop.as_mut()).await else {
+            release(leadership).await;
+            return TermEnd::Stopped;
+        };
+        let selectors = self.settings.watch.selectors();
+        let watermarks = cp
+            .as_ref()
+            .map_or_else(|| vec![None; selectors.len()], |c| c.watermarks(&selectors));
+        let recent: Vec<(UidKey, u32)> = cp.as_ref().map(|c| c.recent().collect()).unwrap_or_default();
+        let mut filter = OccurrenceFilter::new(
+            &watermarks,
+            recent,
+            self.settings.remembered_occurrences,
+            i64::try_from(self.settings.max_event_age.as_millis()).unwrap_or(i64::MAX),
+        );
+        let mut progress = Progress::new(watermarks, MAX_RECENT);
+        let mut last_saved = cp;
+
+        // The reader task keeps reading the watch whatever the pipeline is doing.
+        let (tx, rx) = mpsc::channel::<WatchItem>(8192);
+        let stream = watch::event_stream(self.client.clone(), &self.settings.watch);
+        let reader = tokio::spawn(async move {
+            let mut stream = pin!(stream);
+            while let Some(item) = stream.next().await {
+                if tx.send(item).await.is_err() {
+                    break;
+                }
+            }
+        });
+
+        let mut listed = vec![false; selectors.len()];
+        let metrics = self.metrics;
+        let health = self.health;
+        let steps = tokio_stream_from(rx).filter_map(|(stream, item)| {
+            let step = decide(&mut filter, &mut listed, metrics, health, stream, item);
+            futures::future::ready(step)
+        });
+        let enricher = self.enricher;
+        let cluster_name = self.settings.cluster_name.as_str();
+        let ready = steps
+            .map(|step| async move {
+                match step {
+                    Step::Export { stream, rv, key, event } => {
+                        let enrichment = match enricher {
+                            Some(e) => e.enrich(&event).await,
+                            None => Default::default(),
+                        };
+                        Ready::Export {
+                            stream,
+                            rv,
+                            key,
+                            event: Arc::new(EnrichedEvent {
+                                event: *event,
+                                enrichment,
+                                cluster_name: cluster_name.to_owned(),
+                            }),
+                        }
+                    }
+                    Step::Skip { stream, rv } | Step::Listed { stream, rv } => {
+                        Ready::Skip { stream, rv }
+                    }
+                }
+            })
+            .buffered(self.settings.enrich_concurrency.max(1));
+        let mut ready = pin!(ready);
+        let mut ticker = tokio::time::interval(self.settings.checkpoint_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut handled: u32 = 0;
+        let end = loop {
+            let lost = async {
+                match leadership.as_mut() {
+                    Some(l) => l.lost().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = stop.as_mut() => break TermEnd::Stopped,
+                () = lost => break TermEnd::LostLeadership,
+                _ = ticker.tick() => self.save(&selectors, &mut progress, &mut last_saved).await,
+                item = ready.next() => {
+                    let Some(item) = item else { break TermEnd::Stopped };
+                    self.deliver(item, &mut progress);
+                    handled = handled.wrapping_add(1);
+                    if handled % 1024 == 0 {
+                        progress.advance();
+                    }
+                }
+            }
+        };
+        reader.abort();
+        drop(ready);
+        // Let deliveries under way finish, then save: what is still pending stays behind the
+        // watermark and is delivered again after a restart rather than lost.
+        let deadline = tokio::time::Instant::now() + self.settings.shutdown_grace;
+        loop {
+            progress.advance();
+            if progress.pending() == 0 || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if progress.pending() > 0 {
+            tracing::warn!(
+                pending = progress.pending(),
+                "grace period over with deliveries under way; they will be sent again after a restart"
+            );
+        }
+        self.save(&selectors, &mut progress, &mut last_saved).await;
+        release(leadership).await;
+        end
+    }
+
+    fn deliver(&self, item: Ready, progress: &mut Progress) {
+        match item {
+            Ready::Skip { stream, rv } => progress.skipped(stream, rv),
+            Ready::Export {
+                stream,
+                rv,
+                key,
+                event,
+            } => {
+                let tracked = Arc::clone(&event);
+                if self.dispatcher.dispatch(event) == 0 {
+                    self.metrics.event_discarded(Discard::NoRoute);
+                    progress.skipped(stream, rv);
+                } else {
+                    self.metrics.event_exported();
+                    progress.exported(stream, rv, key, &tracked);
+                }
+            }
+        }
+    }
+}
+
+async fn release(leadership: Option<Leadership>) {
+    if let Some(l) = leadership
+        && let Err(e) = l.release().await
+    {
+        tracing::warn!(error = %e, "could not release the Lease; the next leader waits for it to expire");
+    }
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// The filter's part of the pipeline: one watch item → at most one step.
+fn decide(
+    filter: &mut OccurrenceFilter,
+    listed: &mut [bool],
+    metrics: &Metrics,
+    health: &Health,
+    stream: usize,
+    item: Result<watcher::Event<WatchedEvent>, watcher::Error>,
+) -> Option<Step> {
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let (phase, object) = match item {
+        Err(error) => {
+            metrics.watch_error();
+            health.watch_failed();
+            match &error {
+                watcher::Error::WatchError(status) if status.code == 410 => {
+                    tracing::info!(stream, "watch resourceVersion expired (410): relisting");
+                }
+                _ => tracing::warn!(stream, %error, "watch failed; retrying with backoff"),
+            }
+            return None;
+        }
+        Ok(watcher::Event::Init) => {
+            if listed.get(stream).copied().unwrap_or(false) {
+                metrics.watch_restart();
+            }
+            filter.relisting(stream);
+            return None;
+        }
+        Ok(watcher::Event::InitDone) => {
+            if let Some(l) = listed.get_mut(stream) {
+                *l = true;
+            }
+            if listed.iter().all(|l| *l) {
+                health.watch_established();
+            }
+            let rv = filter.listed(stream);
+            return Some(Step::Listed { stream, rv });
+        }
+        Ok(watcher::Event::Delete(WatchedEvent::Event(event))) => {
+            filter.deleted(&event);
+            return None;
+        }
+        Ok(watcher::Event::Delete(WatchedEvent::Malformed { .. })) => return None,
+        Ok(watcher::Event::InitApply(object)) => (Phase::Listing, object),
+        Ok(watcher::Event::Apply(object)) => {
+            health.watch_established();
+            (Phase::Watching, object)
+        }
+    };
+    metrics.event_received();
+    let event = match object {
+        WatchedEvent::Event(event) => event,
+        WatchedEvent::Malformed { metadata, error } => {
+            metrics.event_discarded(Discard::Malformed);
+            tracing::warn!(
+                namespace = metadata.namespace.as_deref().unwrap_or_default(),
+                name = metadata.name.as_deref().unwrap_or_default(),
+                %error,
+                "skipping an object that is not a valid Event"
+            );
+            let rv = metadata.resource_version.as_deref().and_then(|r| r.parse().ok());
+            return Some(Step::Skip {
+                stream,
+                rv: (phase == Phase::Watching).then_some(rv).flatten(),
+            });
+        }
+    };
+    let rv = match phase {
+        Phase::Listing => None,
+        Phase::Watching => occurrence::resource_version(&event),
+    };
+    match filter.decide(stream, phase, &event, now_ms) {
+        Verdict::New => {
+            let key = (
+                UidKey::of(event.metadata.uid.as_deref().unwrap_or_default()),
+                occurrence::occurrences(&event),
+            );
+            Some(Step::Export {
+                stream,
+                rv,
+                key,
+                event,
+            })
+        }
+        Verdict::Duplicate | Verdict::Handled => {
+            metrics.event_discarded(Discard::Duplicate);
+            Some(Step::Skip { stream, rv })
+        }
+        Verdict::TooOld => {
+            metrics.event_discarded(Discard::TooOld);
+            Some(Step::Skip { stream, rv })
+        }
+    }
+}

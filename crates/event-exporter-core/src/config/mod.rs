@@ -60,6 +60,9 @@ pub struct Config {
     /// `cacheSize`: entries of the involved-object lookup cache.
     #[serde(default, deserialize_with = "nullable")]
     pub cache_size: usize,
+    /// `checkpoint` (an extension): where the exporter remembers how far delivery has got.
+    #[serde(default, deserialize_with = "nullable")]
+    pub checkpoint: CheckpointConfig,
     /// `route`: the root of the route tree.
     #[serde(default, deserialize_with = "nullable")]
     pub route: RouteConfig,
@@ -78,6 +81,54 @@ pub struct LeaderElectionConfig {
     /// The Lease's name.
     #[serde(default, rename = "leaderElectionID", deserialize_with = "nullable")]
     pub leader_election_id: String,
+}
+
+/// `checkpoint` (an extension): how far delivery has got is saved here, so that a restart, a
+/// 410 or the next leader neither loses nor repeats events. On by default: in a ConfigMap
+/// named `event-exporter-checkpoint` (or `<leaderElectionID>-checkpoint`) in the exporter's
+/// own namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CheckpointConfig {
+    /// `enabled` (default `true`); `false` restarts as a first start every time.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `configMap: {name, namespace}`: the ConfigMap (either may be left out for the default).
+    #[serde(default)]
+    pub config_map: Option<ConfigMapRef>,
+    /// `file`: a file instead of a ConfigMap.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// `intervalSeconds`: how often it is saved while running (default 5; always at shutdown).
+    #[serde(default)]
+    pub interval_seconds: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            config_map: None,
+            file: None,
+            interval_seconds: None,
+        }
+    }
+}
+
+/// A ConfigMap by name and namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigMapRef {
+    /// The name (empty: the default).
+    #[serde(default)]
+    pub name: String,
+    /// The namespace (empty: the exporter's own).
+    #[serde(default)]
+    pub namespace: String,
 }
 
 /// A node of the route tree.

@@ -131,6 +131,21 @@ struct Receiver {
     worker: JoinHandle<()>,
 }
 
+/// Reads a [`Dispatcher`]'s per-receiver counters and queue depths from anywhere.
+#[derive(Debug, Clone)]
+pub struct DispatchObserver {
+    receivers: Vec<(String, Arc<ReceiverStats>, Arc<DeliveryQueue>)>,
+}
+
+impl DispatchObserver {
+    /// Per receiver, in config order: its name, counters and deliveries waiting.
+    pub fn samples(&self) -> impl Iterator<Item = (&str, StatsSnapshot, usize)> + '_ {
+        self.receivers
+            .iter()
+            .map(|(name, stats, queue)| (name.as_str(), stats.snapshot(), queue.len()))
+    }
+}
+
 /// Routes events to per-receiver queues and runs the workers that deliver them.
 pub struct Dispatcher {
     router: Router,
@@ -279,6 +294,18 @@ impl Dispatcher {
             .iter()
             .map(|r| (r.name.as_str(), r.stats.snapshot()))
             .collect()
+    }
+
+    /// A cheap handle that reads every receiver's counters and queue depth while the
+    /// dispatcher runs (for a metrics endpoint living on another task).
+    pub fn observer(&self) -> DispatchObserver {
+        DispatchObserver {
+            receivers: self
+                .receivers
+                .iter()
+                .map(|r| (r.name.clone(), Arc::clone(&r.stats), Arc::clone(&r.queue)))
+                .collect(),
+        }
     }
 
     /// Deliveries waiting, per receiver.
