@@ -48,6 +48,30 @@ pub struct BuildContext<'a> {
     pub timeout: std::time::Duration,
     /// The proxies receivers are reached through.
     pub proxy: &'a proxy::ProxySettings,
+    /// Where stores that live outside this crate come from (the cluster runtime's ConfigMap
+    /// thread store); `None` keeps them in memory.
+    pub thread_stores: Option<&'a dyn slack::ThreadStoreProvider>,
+}
+
+/// What the environment gives the receivers being built: proxies and, when running in a
+/// cluster, the provider of ConfigMap-backed Slack thread stores.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildEnv<'a> {
+    /// The proxies receivers are reached through.
+    pub proxy: &'a proxy::ProxySettings,
+    /// Makes the Slack thread store for `cache: {name, namespace}`; `None` keeps those threads
+    /// in memory (with a warning).
+    pub thread_stores: Option<&'a dyn slack::ThreadStoreProvider>,
+}
+
+impl<'a> BuildEnv<'a> {
+    /// An environment with `proxy` and no thread store provider.
+    pub fn new(proxy: &'a proxy::ProxySettings) -> Self {
+        Self {
+            proxy,
+            thread_stores: None,
+        }
+    }
 }
 
 impl BuildContext<'_> {
@@ -135,12 +159,23 @@ pub fn build(
     defaults: DeliverySettings,
     proxy: &proxy::ProxySettings,
 ) -> Result<(Box<dyn Sink>, DeliverySettings), Vec<SinkConfigError>> {
+    build_in(index, receiver, defaults, &BuildEnv::new(proxy))
+}
+
+/// [`build`] in an explicit environment (proxies and thread store provider).
+pub fn build_in(
+    index: usize,
+    receiver: &ReceiverConfig,
+    defaults: DeliverySettings,
+    env: &BuildEnv<'_>,
+) -> Result<(Box<dyn Sink>, DeliverySettings), Vec<SinkConfigError>> {
     let mut ctx = BuildContext {
         index,
         name: &receiver.name,
         kind: &receiver.kind,
         timeout: defaults.timeout,
-        proxy,
+        proxy: env.proxy,
+        thread_stores: env.thread_stores,
     };
     let settings = match &receiver.delivery {
         None => defaults,
@@ -188,13 +223,23 @@ pub fn build_receivers_with(
     defaults: DeliverySettings,
     proxy: &proxy::ProxySettings,
 ) -> Result<Vec<BuiltReceiver>, Vec<SinkConfigError>> {
+    build_receivers_in(config, defaults, &BuildEnv::new(proxy))
+}
+
+/// [`build_receivers`] in an explicit environment: proxies and, in a cluster, the provider of
+/// ConfigMap-backed Slack thread stores.
+pub fn build_receivers_in(
+    config: &Config,
+    defaults: DeliverySettings,
+    env: &BuildEnv<'_>,
+) -> Result<Vec<BuiltReceiver>, Vec<SinkConfigError>> {
     let mut built = Vec::with_capacity(config.receivers.len());
     let mut errors = check_names(config).err().unwrap_or_default();
     for (index, receiver) in config.receivers.iter().enumerate() {
         if errors.iter().any(|e| e.index == index) {
             continue;
         }
-        match build(index, receiver, defaults, proxy) {
+        match build_in(index, receiver, defaults, env) {
             Ok((sink, settings)) => built.push((sink, settings.dispatch)),
             Err(mut errs) => errors.append(&mut errs),
         }

@@ -396,3 +396,67 @@ fn bad_slack_config_is_refused_with_the_receiver_name() {
         "{text:#?}"
     );
 }
+
+/// A provider that hands out one shared in-memory store and records what it was asked for.
+#[derive(Debug, Default)]
+struct RecordingProvider {
+    store: Arc<event_exporter_sinks::slack::MemoryThreadStore>,
+    asked: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl event_exporter_sinks::slack::ThreadStoreProvider for RecordingProvider {
+    fn configmap(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Arc<dyn event_exporter_sinks::slack::ThreadStore> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push((namespace.to_owned(), name.to_owned()));
+        self.store.clone()
+    }
+}
+
+#[tokio::test]
+async fn a_configmap_cache_uses_the_provided_thread_store() {
+    use event_exporter_sinks::slack::ThreadStore as _;
+    let fake = FakeSlack::start(TOKEN, &[("#upgrades", "C0UPGRADES")]).await;
+    let (router, cfg) = seed(&fake);
+    let provider = RecordingProvider::default();
+    let proxy = event_exporter_sinks::proxy::ProxySettings::default();
+    let env = event_exporter_sinks::BuildEnv {
+        proxy: &proxy,
+        thread_stores: Some(&provider),
+    };
+    let built = event_exporter_sinks::build_receivers_in(
+        &cfg,
+        event_exporter_sinks::default_delivery(),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(
+        *provider.asked.lock().unwrap(),
+        vec![(
+            "monitoring".to_owned(),
+            "release-name-thread-cache".to_owned()
+        )]
+    );
+    let sinks = built.into_iter().map(|(s, _)| s).collect();
+    let d = Dispatcher::start(router, sinks, fast_retries());
+    d.dispatch_wait(upgrade_event(
+        "u1",
+        "UpgradingWithNodeRoll",
+        "from 24.0.0 to 25.0.0",
+        "25.0.0",
+    ))
+    .await;
+    d.shutdown(Duration::from_secs(30)).await;
+    let thread = provider
+        .store
+        .get("org-acme/prod1/25.0.0")
+        .await
+        .unwrap()
+        .expect("the parent is remembered in the provided store");
+    assert_eq!(thread.channel_id, "C0UPGRADES");
+}

@@ -30,7 +30,10 @@ use tokio::time::Instant;
 use crate::encode::{compile_template, render_field};
 use crate::http::HttpClient;
 use crate::{BuildContext, SinkConfigError};
-pub use threads::{FileThreadStore, MemoryThreadStore, ThreadInfo, ThreadStore, ThreadStoreError};
+pub use threads::{
+    FileThreadStore, MemoryThreadStore, ThreadInfo, ThreadStore, ThreadStoreError,
+    ThreadStoreProvider,
+};
 
 /// Slack's Web API base URL.
 pub const DEFAULT_API_URL: &str = "https://slack.com/api";
@@ -177,9 +180,17 @@ pub(crate) fn build(
     spec: &serde_yaml_ng::Value,
 ) -> Result<Box<dyn Sink>, Vec<SinkConfigError>> {
     let cfg: SlackConfig = ctx.parse(spec).map_err(|e| vec![e])?;
-    let store: Arc<dyn ThreadStore> = match cfg.cache.as_ref().and_then(|c| c.file.clone()) {
-        Some(path) => Arc::new(FileThreadStore::new(path)),
-        None => Arc::new(MemoryThreadStore::default()),
+    let store: Arc<dyn ThreadStore> = match (cfg.cache.as_ref(), ctx.thread_stores) {
+        (
+            Some(ThreadCacheConfig {
+                file: Some(path), ..
+            }),
+            _,
+        ) => Arc::new(FileThreadStore::new(path.clone())),
+        (Some(c), Some(provider)) if !c.name.is_empty() && !c.namespace.is_empty() => {
+            provider.configmap(&c.namespace, &c.name)
+        }
+        _ => Arc::new(MemoryThreadStore::default()),
     };
     Ok(Box::new(SlackSink::new(ctx, &cfg, store)?))
 }
@@ -261,7 +272,7 @@ impl SlackSink {
         let (Ok(channel), Ok(message), true) = (channel, message, errors.is_empty()) else {
             return Err(errors);
         };
-        if cfg.cache.as_ref().is_some_and(|c| c.file.is_none()) {
+        if ctx.thread_stores.is_none() && cfg.cache.as_ref().is_some_and(|c| c.file.is_none()) {
             tracing::warn!(
                 receiver = ctx.name,
                 "cache: the ConfigMap thread store needs the cluster runtime; threads are kept in memory"

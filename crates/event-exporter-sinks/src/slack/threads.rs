@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,14 @@ pub enum ThreadStoreError {
         /// The cause.
         source: serde_json::Error,
     },
+    /// The store's backend (the cluster's API, for the ConfigMap store) failed.
+    #[error("thread store {store}: {source}")]
+    Backend {
+        /// Which store (`configmap NAMESPACE/NAME key KEY`).
+        store: String,
+        /// The cause.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// Open threads, by thread key.
@@ -52,6 +61,15 @@ pub trait ThreadStore: Send + Sync + std::fmt::Debug {
     async fn set(&self, key: &str, info: ThreadInfo) -> Result<(), ThreadStoreError>;
     /// Forgets the thread for `key`.
     async fn remove(&self, key: &str) -> Result<(), ThreadStoreError>;
+}
+
+/// Makes the thread stores that live outside this crate: the cluster runtime provides
+/// ConfigMap-backed ones for `cache: {name, namespace}`. Without a provider, such a cache is
+/// kept in memory.
+pub trait ThreadStoreProvider: Send + Sync + std::fmt::Debug {
+    /// The store kept in ConfigMap `namespace/name` (the seed fork's format). Must do no I/O:
+    /// it is called while the configuration is being validated.
+    fn configmap(&self, namespace: &str, name: &str) -> Arc<dyn ThreadStore>;
 }
 
 /// Threads kept in memory: lost on restart.
