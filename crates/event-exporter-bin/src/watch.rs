@@ -105,8 +105,16 @@ async fn run(path: &Path, config: Config, opts: &WatchOptions) -> anyhow::Result
 
     let kube_config = kube_config(opts.kubeconfig.as_deref()).await?;
     let namespace = own_namespace(&kube_config);
-    let qps = if config.kube_qps > 0.0 { config.kube_qps } else { 5.0 };
-    let burst = if config.kube_burst > 0 { config.kube_burst } else { 10 };
+    let qps = if config.kube_qps > 0.0 {
+        config.kube_qps
+    } else {
+        5.0
+    };
+    let burst = if config.kube_burst > 0 {
+        config.kube_burst
+    } else {
+        10
+    };
     let client = rate_limited_client(kube_config, qps, burst).context("building the API client")?;
 
     let thread_stores = ConfigMapThreadStores::new(client.clone());
@@ -166,7 +174,11 @@ async fn run(path: &Path, config: Config, opts: &WatchOptions) -> anyhow::Result
     );
     if !config.omit_lookup {
         let enrich = EnrichSettings {
-            cache_size: if config.cache_size > 0 { config.cache_size } else { 1024 },
+            cache_size: if config.cache_size > 0 {
+                config.cache_size
+            } else {
+                1024
+            },
             ..EnrichSettings::default()
         };
         exporter = exporter.with_enricher(Enricher::new(

@@ -82,7 +82,10 @@ impl Checkpoint {
         if cp.version != FORMAT_VERSION {
             return Err(CheckpointError::Corrupt {
                 store: store.to_owned(),
-                message: format!("format version {} (this build reads {FORMAT_VERSION})", cp.version),
+                message: format!(
+                    "format version {} (this build reads {FORMAT_VERSION})",
+                    cp.version
+                ),
             });
         }
         for (selector, rv) in &cp.streams {
@@ -326,12 +329,14 @@ mod tests {
         let ours = cp(&[("", 10), ("reason=A", 5)], &[(1, 2)]);
         let stored = cp(&[("", 20), ("reason=B", 7)], &[(1, 3), (2, 1)]);
         let m = ours.merge(&stored);
-        assert_eq!(m.watermarks(&["".into(), "reason=A".into(), "reason=B".into()]), vec![
-            Some(20),
-            Some(5),
-            Some(7)
-        ]);
-        assert_eq!(m.recent().collect::<Vec<_>>(), vec![(UidKey(1), 3), (UidKey(2), 1)]);
+        assert_eq!(
+            m.watermarks(&["".into(), "reason=A".into(), "reason=B".into()]),
+            vec![Some(20), Some(5), Some(7)]
+        );
+        assert_eq!(
+            m.recent().collect::<Vec<_>>(),
+            vec![(UidKey(1), 3), (UidKey(2), 1)]
+        );
     }
 
     #[test]
@@ -363,7 +368,12 @@ mod tests {
         // A late writer with an older watermark does not move it back.
         store.save(&cp(&[("", 4)], &[])).await.unwrap();
         assert_eq!(
-            store.load().await.unwrap().unwrap().watermarks(&[String::new()]),
+            store
+                .load()
+                .await
+                .unwrap()
+                .unwrap()
+                .watermarks(&[String::new()]),
             vec![Some(10)]
         );
         std::fs::write(&path, "garbage").unwrap();

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_exporter_core::{EnrichedEvent, Router};
-use event_exporter_sinks::delivery::{DispatchObserver, Dispatcher, StatsSnapshot};
 use event_exporter_sinks::BuiltReceiver;
+use event_exporter_sinks::delivery::{DispatchObserver, Dispatcher, StatsSnapshot};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Event as CoreEvent;
 use kube::runtime::watcher;
@@ -339,7 +339,12 @@ impl Term<'_> {
         }
     }
 
-    async fn save(&self, selectors: &[String], progress: &mut Progress, last: &mut Option<Checkpoint>) {
+    async fn save(
+        &self,
+        selectors: &[String],
+        progress: &mut Progress,
+        last: &mut Option<Checkpoint>,
+    ) {
         let Some(store) = self.checkpoint else { return };
         let snapshot = progress.snapshot();
         let cp = Checkpoint::from_progress(selectors, &snapshot, &self.settings.identity);
@@ -378,7 +383,10 @@ impl Term<'_> {
         let watermarks = cp
             .as_ref()
             .map_or_else(|| vec![None; selectors.len()], |c| c.watermarks(&selectors));
-        let recent: Vec<(UidKey, u32)> = cp.as_ref().map(|c| c.recent().collect()).unwrap_or_default();
+        let recent: Vec<(UidKey, u32)> = cp
+            .as_ref()
+            .map(|c| c.recent().collect())
+            .unwrap_or_default();
         let mut filter = OccurrenceFilter::new(
             &watermarks,
             recent,
@@ -412,7 +420,12 @@ impl Term<'_> {
         let ready = steps
             .map(|step| async move {
                 match step {
-                    Step::Export { stream, rv, key, event } => {
+                    Step::Export {
+                        stream,
+                        rv,
+                        key,
+                        event,
+                    } => {
                         let enrichment = match enricher {
                             Some(e) => e.enrich(&event).await,
                             None => Default::default(),
@@ -434,7 +447,7 @@ impl Term<'_> {
                 }
             })
             .buffered(self.settings.enrich_concurrency.max(1));
-        let mut ready = pin!(ready);
+        let mut ready = Box::pin(ready);
         let mut ticker = tokio::time::interval(self.settings.checkpoint_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut handled: u32 = 0;
@@ -453,7 +466,7 @@ impl Term<'_> {
                     let Some(item) = item else { break TermEnd::Stopped };
                     self.deliver(item, &mut progress);
                     handled = handled.wrapping_add(1);
-                    if handled % 1024 == 0 {
+                    if handled.is_multiple_of(1024) {
                         progress.advance();
                     }
                 }
@@ -579,7 +592,10 @@ fn decide(
                 %error,
                 "skipping an object that is not a valid Event"
             );
-            let rv = metadata.resource_version.as_deref().and_then(|r| r.parse().ok());
+            let rv = metadata
+                .resource_version
+                .as_deref()
+                .and_then(|r| r.parse().ok());
             return Some(Step::Skip {
                 stream,
                 rv: (phase == Phase::Watching).then_some(rv).flatten(),

@@ -333,8 +333,9 @@ impl OccurrenceFilter {
 
     /// The object was deleted (TTL expiry, mostly): forget it.
     pub fn deleted(&mut self, event: &CoreEvent) {
-        self.seen
-            .remove(UidKey::of(event.metadata.uid.as_deref().unwrap_or_default()));
+        self.seen.remove(UidKey::of(
+            event.metadata.uid.as_deref().unwrap_or_default(),
+        ));
     }
 
     /// How many occurrences are remembered.
@@ -411,13 +412,19 @@ mod tests {
     #[test]
     fn repeats_are_new_other_updates_are_not() {
         let mut f = OccurrenceFilter::new(&[Some(5)], [], 100, 5_000);
-        assert!(f.decide(0, Phase::Watching, &ev("a", 10, 1, 0), NOW).is_new());
+        assert!(
+            f.decide(0, Phase::Watching, &ev("a", 10, 1, 0), NOW)
+                .is_new()
+        );
         // A label change: same count.
         assert_eq!(
             f.decide(0, Phase::Watching, &ev("a", 11, 1, 0), NOW),
             Verdict::Duplicate
         );
-        assert!(f.decide(0, Phase::Watching, &ev("a", 12, 2, 0), NOW).is_new());
+        assert!(
+            f.decide(0, Phase::Watching, &ev("a", 12, 2, 0), NOW)
+                .is_new()
+        );
     }
 
     #[test]
@@ -430,7 +437,10 @@ mod tests {
             Verdict::Handled
         );
         // Created while the exporter was down, however old its timestamps look.
-        assert!(f.decide(0, Phase::Listing, &ev("b", 130, 1, 9999), NOW).is_new());
+        assert!(
+            f.decide(0, Phase::Listing, &ev("b", 130, 1, 9999), NOW)
+                .is_new()
+        );
         // Delivered (out of order) before the restart: remembered.
         assert_eq!(
             f.decide(0, Phase::Listing, &ev("c", 120, 2, 0), NOW),
@@ -438,7 +448,10 @@ mod tests {
         );
         f.listed(0);
         // Live updates move the threshold; a relist (410) then skips what was seen.
-        assert!(f.decide(0, Phase::Watching, &ev("d", 140, 1, 0), NOW).is_new());
+        assert!(
+            f.decide(0, Phase::Watching, &ev("d", 140, 1, 0), NOW)
+                .is_new()
+        );
         f.relisting(0);
         assert_eq!(
             f.decide(0, Phase::Listing, &ev("d", 140, 1, 0), NOW),
@@ -449,7 +462,10 @@ mod tests {
             Verdict::Handled
         );
         // A repeat that happened during the 410 gap.
-        assert!(f.decide(0, Phase::Listing, &ev("a", 150, 5, 0), NOW).is_new());
+        assert!(
+            f.decide(0, Phase::Listing, &ev("a", 150, 5, 0), NOW)
+                .is_new()
+        );
         f.listed(0);
     }
 
@@ -457,9 +473,15 @@ mod tests {
     fn a_list_is_not_in_resource_version_order() {
         let mut f = OccurrenceFilter::new(&[Some(100)], [], 100, 5_000);
         f.relisting(0);
-        assert!(f.decide(0, Phase::Listing, &ev("x", 300, 1, 0), NOW).is_new());
+        assert!(
+            f.decide(0, Phase::Listing, &ev("x", 300, 1, 0), NOW)
+                .is_new()
+        );
         // Lower than an item seen earlier in the same list, above the threshold: still new.
-        assert!(f.decide(0, Phase::Listing, &ev("y", 200, 1, 0), NOW).is_new());
+        assert!(
+            f.decide(0, Phase::Listing, &ev("y", 200, 1, 0), NOW)
+                .is_new()
+        );
         f.listed(0);
         f.relisting(0);
         assert_eq!(

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Event as CoreEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, watcher};
 use kube::{Api, Client};
 use serde::{Deserialize, Deserializer};
 
@@ -27,7 +27,7 @@ pub enum WatchedEvent {
     /// Valid JSON that is not a valid Event.
     Malformed {
         /// Its metadata, as far as it could be read.
-        metadata: ObjectMeta,
+        metadata: Box<ObjectMeta>,
         /// Why it is not an Event.
         error: Arc<str>,
     },
@@ -40,9 +40,11 @@ impl<'de> Deserialize<'de> for WatchedEvent {
         match CoreEvent::deserialize(value) {
             Ok(event) => Ok(Self::Event(Box::new(event))),
             Err(error) => Ok(Self::Malformed {
-                metadata: metadata
-                    .and_then(|m| ObjectMeta::deserialize(m).ok())
-                    .unwrap_or_default(),
+                metadata: Box::new(
+                    metadata
+                        .and_then(|m| ObjectMeta::deserialize(m).ok())
+                        .unwrap_or_default(),
+                ),
                 error: error.to_string().into(),
             }),
         }
@@ -111,7 +113,10 @@ pub type WatchItem = (usize, Result<watcher::Event<WatchedEvent>, watcher::Error
 /// items; after one, the stream that failed waits (kube's default backoff: 800 ms doubling
 /// to 30 s, with jitter) and then recovers on its own: it re-watches from its last
 /// resourceVersion, or relists after a 410.
-pub fn event_stream(client: Client, settings: &WatchSettings) -> impl Stream<Item = WatchItem> + Send {
+pub fn event_stream(
+    client: Client,
+    settings: &WatchSettings,
+) -> impl Stream<Item = WatchItem> + Send + use<> {
     let api: Api<WatchedEvent> = match &settings.namespace {
         Some(ns) => Api::namespaced(client, ns),
         None => Api::all(client),
@@ -143,7 +148,12 @@ mod tests {
         let s = WatchSettings::default();
         assert_eq!(s.selectors(), vec![String::new()]);
         let s = WatchSettings {
-            reasons: vec!["Upgrading".into(), " ".into(), "Upgrading".into(), "X".into()],
+            reasons: vec![
+                "Upgrading".into(),
+                " ".into(),
+                "Upgrading".into(),
+                "X".into(),
+            ],
             ..Default::default()
         };
         assert_eq!(s.selectors(), vec!["reason=Upgrading", "reason=X"]);
