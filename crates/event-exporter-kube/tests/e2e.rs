@@ -1,0 +1,566 @@
+//! End to end: the exporter against the fake API server, delivering to a loopback webhook.
+//! Restarts, 410s, leader hand-overs and a receiver that is down for a while: every
+//! occurrence is delivered exactly once.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use event_exporter_core::{Config, Router};
+use event_exporter_kube::checkpoint::{
+    Checkpoint, CheckpointStore, ConfigMapCheckpointStore, FileCheckpointStore,
+};
+use event_exporter_kube::exporter::{Exporter, ExporterSettings, RunSummary};
+use event_exporter_kube::leader::{LeaderElector, LeaseSettings};
+use event_exporter_kube::metrics::Metrics;
+use event_exporter_kube::server::{Health, MetricsSource};
+use fake_apiserver::{Cluster, FakeApiServer};
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A webhook receiver: records every body it accepts; answers 503 while `down`.
+#[derive(Clone, Default)]
+struct Collector {
+    bodies: Arc<Mutex<Vec<Value>>>,
+    refused: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
+}
+
+impl Collector {
+    async fn start() -> (Self, SocketAddr) {
+        let me = Self::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = me.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let state = state.clone();
+                        async move {
+                            let body = req.into_body().collect().await?.to_bytes();
+                            let status = if state.down.load(Ordering::SeqCst) {
+                                state.refused.fetch_add(1, Ordering::SeqCst);
+                                503
+                            } else {
+                                let value: Value = serde_json::from_slice(&body).unwrap();
+                                state.bodies.lock().unwrap().push(value);
+                                200
+                            };
+                            Ok::<_, hyper::Error>(
+                                http::Response::builder()
+                                    .status(status)
+                                    .body(Full::new(Bytes::new()))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        (me, addr)
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn wait_for(&self, n: usize) {
+        for _ in 0..1500 {
+            if self.ids().len() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("expected {n} deliveries, got {}: {:?}", self.ids().len(), self.ids());
+    }
+}
+
+fn config(addr: SocketAddr) -> Config {
+    let yaml = format!(
+        r#"
+route:
+  routes:
+    - match:
+        - receiver: hook
+receivers:
+  - name: hook
+    webhook:
+      endpoint: "http://{addr}/events"
+      layout:
+        id: "{{{{ .GetDeliveryID }}}}"
+        reason: "{{{{ .Reason }}}}"
+    delivery:
+      initialBackoff: 20ms
+      maxBackoff: 100ms
+      maxElapsed: 120s
+"#
+    );
+    Config::load_str(&yaml, |_| None).unwrap()
+}
+
+fn client(server: &FakeApiServer) -> kube::Client {
+    let mut config = kube::Config::new(server.url().parse().unwrap());
+    config.default_namespace = "default".into();
+    kube::Client::try_from(config).unwrap()
+}
+
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<RunSummary>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    live: event_exporter_kube::exporter::LiveMetrics,
+}
+
+impl Running {
+    async fn stop(self) -> RunSummary {
+        let _ = self.stop.send(());
+        self.task.await.unwrap()
+    }
+}
+
+struct Setup<'a> {
+    server: &'a FakeApiServer,
+    config: &'a Config,
+    store: Option<Arc<dyn CheckpointStore>>,
+    elector: Option<LeaderElector>,
+    identity: &'a str,
+}
+
+fn start(setup: Setup<'_>) -> Running {
+    let names: Vec<&str> = setup.config.receivers.iter().map(|r| r.name.as_str()).collect();
+    let router = Router::compile(&setup.config.route, &names).unwrap();
+    let receivers = event_exporter_sinks::build_receivers(
+        setup.config,
+        event_exporter_sinks::default_delivery(),
+    )
+    .unwrap();
+    let metrics = Arc::new(Metrics::new("ee_"));
+    let health = Arc::new(Health::new(Duration::from_secs(300)));
+    let settings = ExporterSettings {
+        max_event_age: Duration::from_secs(3600),
+        checkpoint_interval: Duration::from_millis(100),
+        shutdown_grace: Duration::from_secs(10),
+        identity: setup.identity.to_owned(),
+        ..ExporterSettings::default()
+    };
+    let mut exporter = Exporter::new(
+        client(setup.server),
+        router,
+        receivers,
+        Arc::clone(&metrics),
+        Arc::clone(&health),
+        settings,
+    );
+    if let Some(store) = setup.store {
+        exporter = exporter.with_checkpoint(store);
+    }
+    if let Some(elector) = setup.elector {
+        exporter = exporter.with_leader_election(elector);
+    }
+    let live = exporter.metrics_source();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        exporter
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap()
+    });
+    Running {
+        stop,
+        task,
+        metrics,
+        health,
+        live,
+    }
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// The events created, by name: uid and current count.
+#[derive(Default)]
+struct Events {
+    made: BTreeMap<String, (String, i64)>,
+}
+
+impl Events {
+    fn create(&mut self, cluster: &Cluster, name: &str, reason: &str) {
+        let t = now();
+        let created = cluster
+            .create_event(
+                "default",
+                json!({
+                    "metadata": {"name": name, "namespace": "default"},
+                    "involvedObject": {"kind": "Pod", "name": "web-1", "namespace": "default", "apiVersion": "v1"},
+                    "reason": reason,
+                    "message": format!("{name} happened"),
+                    "type": "Normal",
+                    "count": 1,
+                    "firstTimestamp": t,
+                    "lastTimestamp": t,
+                    "source": {"component": "test"},
+                }),
+            )
+            .unwrap();
+        let uid = created["metadata"]["uid"].as_str().unwrap().to_owned();
+        self.made.insert(name.to_owned(), (uid, 1));
+    }
+
+    fn repeat(&mut self, cluster: &Cluster, name: &str) {
+        let entry = self.made.get_mut(name).unwrap();
+        entry.1 += 1;
+        cluster
+            .patch_event(
+                "default",
+                name,
+                json!({"count": entry.1, "lastTimestamp": now()}),
+            )
+            .unwrap();
+    }
+
+    /// A change that is not a new occurrence.
+    fn relabel(cluster: &Cluster, name: &str, value: &str) {
+        cluster
+            .patch_event(
+                "default",
+                name,
+                json!({"metadata": {"labels": {"touched": value}}}),
+            )
+            .unwrap();
+    }
+
+    fn expected_after(&self, done: &mut BTreeSet<String>) -> usize {
+        for (uid, count) in self.made.values() {
+            for n in 1..=*count {
+                done.insert(format!("{uid}/{n}"));
+            }
+        }
+        done.len()
+    }
+}
+
+fn assert_exactly_once(collector: &Collector, events: &Events) {
+    let ids = collector.ids();
+    let mut seen = BTreeMap::<&str, usize>::new();
+    for id in &ids {
+        *seen.entry(id.as_str()).or_default() += 1;
+    }
+    let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "delivered more than once: {repeated:?}");
+    let mut expected = BTreeSet::new();
+    events.expected_after(&mut expected);
+    let got: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(got, expected, "missing or unexpected deliveries");
+}
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ee-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("checkpoint.json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_mid_stream_delivers_every_occurrence_exactly_once() {
+    let server = FakeApiServer::start().await.unwrap();
+    let cluster = server.cluster();
+    let (collector, addr) = Collector::start().await;
+    let config = config(addr);
+    let path = temp_path("restart");
+    let store = || -> Arc<dyn CheckpointStore> { Arc::new(FileCheckpointStore::new(&path)) };
+    let mut events = Events::default();
+    for i in 0..20 {
+        events.create(&cluster, &format!("before-{i}"), "Started");
+    }
+
+    let a = start(Setup {
+        server: &server,
+        config: &config,
+        store: Some(store()),
+        elector: None,
+        identity: "a",
+    });
+    collector.wait_for(20).await;
+    for i in 0..10 {
+        events.create(&cluster, &format!("live-{i}"), "Pulled");
+    }
+    for i in 0..5 {
+        events.repeat(&cluster, &format!("before-{i}"));
+        Events::relabel(&cluster, &format!("before-{}", i + 10), "x");
+    }
+    collector.wait_for(35).await;
+    let summary = a.stop().await;
+    assert_eq!(summary.receivers[0].1.sent, 35);
+
+    // While the exporter is down: new events, repeats, and updates that are no occurrence.
+    for i in 0..10 {
+        events.create(&cluster, &format!("down-{i}"), "Killing");
+    }
+    for i in 3..8 {
+        events.repeat(&cluster, &format!("before-{i}"));
+    }
+    Events::relabel(&cluster, "live-3", "y");
+
+    let b = start(Setup {
+        server: &server,
+        config: &config,
+        store: Some(store()),
+        elector: None,
+        identity: "b",
+    });
+    collector.wait_for(50).await;
+    b.stop().await;
+    assert_exactly_once(&collector, &events);
+    let saved = FileCheckpointStore::new(&path).load().await.unwrap().unwrap();
+    assert!(saved.streams.contains_key(""), "{saved:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_410_mid_stream_relists_without_repeating() {
+    let server = FakeApiServer::start().await.unwrap();
+    let cluster = server.cluster();
+    let (collector, addr) = Collector::start().await;
+    let config = config(addr);
+    let mut events = Events::default();
+    let running = start(Setup {
+        server: &server,
+        config: &config,
+        store: None,
+        elector: None,
+        identity: "a",
+    });
+    for i in 0..10 {
+        events.create(&cluster, &format!("e-{i}"), "Started");
+    }
+    collector.wait_for(10).await;
+    // Move the global resourceVersion past what the watch has seen (a write it does not
+    // watch), forget the history, and cut the stream: the re-watch gets a 410 and relists.
+    cluster.put_object(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bump", "namespace": "default"}, "data": {}}));
+    cluster.compact();
+    cluster.cut_watches();
+    for i in 10..15 {
+        events.create(&cluster, &format!("e-{i}"), "Started");
+    }
+    events.repeat(&cluster, "e-1");
+    collector.wait_for(16).await;
+    // The relist happened (one restart counted) and delivered nothing twice.
+    for _ in 0..500 {
+        if running.live.render().contains("ee_watch_restarts_total 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        running.live.render().contains("ee_watch_restarts_total 1"),
+        "{}",
+        running.live.render()
+    );
+    running.stop().await;
+    assert_exactly_once(&collector, &events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_is_down_gets_its_events_when_it_returns() {
+    let server = FakeApiServer::start().await.unwrap();
+    let cluster = server.cluster();
+    let (collector, addr) = Collector::start().await;
+    let config = config(addr);
+    let mut events = Events::default();
+    let running = start(Setup {
+        server: &server,
+        config: &config,
+        store: None,
+        elector: None,
+        identity: "a",
+    });
+    collector.down.store(true, Ordering::SeqCst);
+    for i in 0..5 {
+        events.create(&cluster, &format!("e-{i}"), "BackOff");
+    }
+    for _ in 0..500 {
+        if collector.refused.load(Ordering::SeqCst) >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(collector.refused.load(Ordering::SeqCst) >= 3);
+    collector.down.store(false, Ordering::SeqCst);
+    collector.wait_for(5).await;
+    let summary = running.stop().await;
+    assert_exactly_once(&collector, &events);
+    assert!(summary.receivers[0].1.retried >= 3);
+    assert_eq!(summary.receivers[0].1.failed, 0);
+}
+
+fn lease_settings(identity: &str) -> LeaseSettings {
+    let mut s = LeaseSettings::new("default", "event-exporter", identity);
+    s.lease_duration = Duration::from_millis(1500);
+    s.renew_deadline = Duration::from_millis(1000);
+    s.retry_period = Duration::from_millis(200);
+    s
+}
+
+fn holder(cluster: &Cluster) -> Option<String> {
+    cluster
+        .get_object("coordination.k8s.io/v1", "Lease", Some("default"), "event-exporter")
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+        .filter(|h| !h.is_empty())
+}
+
+async fn checkpoint_reaches(cluster: &Cluster, rv: u64) {
+    for _ in 0..500 {
+        let cp = cluster
+            .get_object("v1", "ConfigMap", Some("default"), "ee-checkpoint")
+            .and_then(|cm| cm["data"]["checkpoint"].as_str().map(str::to_owned))
+            .and_then(|t| Checkpoint::parse(&t, "cm").ok());
+        if cp.is_some_and(|c| c.watermarks(&[String::new()])[0] >= Some(rv)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("checkpoint never reached {rv}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_one_delivers_and_the_other_takes_over() {
+    let server = FakeApiServer::start().await.unwrap();
+    let cluster = server.cluster();
+    let (collector, addr) = Collector::start().await;
+    let config = config(addr);
+    let mut events = Events::default();
+    let replica = |identity: &'static str| {
+        let store: Arc<dyn CheckpointStore> = Arc::new(ConfigMapCheckpointStore::new(
+            client(&server),
+            "default",
+            "ee-checkpoint",
+        ));
+        start(Setup {
+            server: &server,
+            config: &config,
+            store: Some(store),
+            elector: Some(LeaderElector::new(client(&server), lease_settings(identity))),
+            identity,
+        })
+    };
+    let a = replica("replica-a");
+    let b = replica("replica-b");
+    for _ in 0..500 {
+        if holder(&cluster).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let first = holder(&cluster).expect("a leader");
+    for i in 0..10 {
+        events.create(&cluster, &format!("e-{i}"), "Upgrading");
+    }
+    collector.wait_for(10).await;
+    // Only the leader exported.
+    let (leader, standby) = if first == "replica-a" { (a, b) } else { (b, a) };
+    assert!(leader.live.render().contains("ee_events_exported_total 10"));
+    assert!(standby.live.render().contains("ee_events_exported_total 0"));
+    assert!(standby.health.ready(), "a standby is ready");
+    // The leader dies without a word (no release, no final checkpoint) once its progress is
+    // saved.
+    checkpoint_reaches(&cluster, cluster.resource_version()).await;
+    leader.task.abort();
+    for i in 10..20 {
+        events.create(&cluster, &format!("e-{i}"), "Upgrading");
+    }
+    events.repeat(&cluster, "e-2");
+    collector.wait_for(21).await;
+    assert_eq!(holder(&cluster).as_deref(), Some(if first == "replica-a" { "replica-b" } else { "replica-a" }));
+    assert!(standby.metrics.render(&[]).contains("ee_leader 1"));
+    standby.stop().await;
+    assert_exactly_once(&collector, &events);
+    assert_eq!(holder(&cluster), None, "released at shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_logged_counted_and_survived() {
+    let server = FakeApiServer::start().await.unwrap();
+    let cluster = server.cluster();
+    let (collector, addr) = Collector::start().await;
+    let config = config(addr);
+    let path = temp_path("corrupt");
+    std::fs::write(&path, "{ not a checkpoint").unwrap();
+    let mut events = Events::default();
+    let running = start(Setup {
+        server: &server,
+        config: &config,
+        store: Some(Arc::new(FileCheckpointStore::new(&path))),
+        elector: None,
+        identity: "a",
+    });
+    events.create(&cluster, "first", "Started");
+    collector.wait_for(1).await;
+    // An object that is JSON but not an Event, then a line that is not JSON at all.
+    let rv = cluster.resource_version();
+    cluster.inject_watch_line(&format!(
+        r#"{{"type":"ADDED","object":{{"kind":"Event","apiVersion":"v1","metadata":{{"name":"bad","namespace":"default","uid":"bad","resourceVersion":"{rv}"}},"involvedObject":{{}},"count":"many"}}}}"#
+    ));
+    cluster.inject_watch_line("this is not json");
+    events.create(&cluster, "second", "Started");
+    collector.wait_for(2).await;
+    let text = running.live.render();
+    assert!(
+        text.contains(r#"ee_events_discarded_total{reason="malformed"} 1"#),
+        "{text}"
+    );
+    running.stop().await;
+    assert_exactly_once(&collector, &events);
+    // The corrupt checkpoint was replaced by a valid one.
+    assert!(FileCheckpointStore::new(&path).load().await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_rbac_is_retried_not_fatal() {
+    let server = FakeApiServer::start().await.unwrap();
+    let cluster = server.cluster();
+    cluster.forbid("list", "events");
+    let (_collector, addr) = Collector::start().await;
+    let config = config(addr);
+    let running = start(Setup {
+        server: &server,
+        config: &config,
+        store: None,
+        elector: None,
+        identity: "a",
+    });
+    for _ in 0..500 {
+        if !running.live.render().contains("ee_watch_errors_total 0") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!running.live.render().contains("ee_watch_errors_total 0"));
+    assert!(!running.health.ready());
+    running.stop().await;
+}
