@@ -609,6 +609,12 @@ impl Enricher {
 
         let guard = {
             let mut inflight = lock(&inner.inflight);
+            // A lookup of this object may have finished since the check above (its result is
+            // cached before its in-flight entry goes).
+            if let Some(hit) = lock(&inner.cache).get(key, Instant::now()) {
+                inner.metrics.enrichment_lookup(Lookup::Hit);
+                return hit.clone();
+            }
             let cell = match inflight.get(&key as &dyn AsKeyRef) {
                 Some(cell) => Arc::clone(cell),
                 None => {
@@ -940,6 +946,9 @@ impl<S> tower_layer::Layer<S> for RateLimitLayer {
 
 /// A service that takes a token from a bucket before each request is sent (in `poll_ready`).
 /// A long-lived watch request takes one token like any other. Time is [`tokio::time`].
+///
+/// In [`rate_limited_client`] it is the outermost layer, so the retries kube's own retry layer
+/// makes (429/503/504) do not take tokens of their own.
 pub struct RateLimit<S> {
     inner: S,
     bucket: TokenBucket,
