@@ -7,6 +7,7 @@
 //! labels and annotations of the ConfigMap are left as they are.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ObjectMeta, PostParams};
@@ -19,6 +20,16 @@ pub const MAX_DATA_BYTES: usize = 1_000_000;
 /// How many read-modify-write rounds [`ConfigMapKey::update`] makes before giving up on
 /// conflicts.
 pub const MAX_ATTEMPTS: u32 = 8;
+
+/// The pause before re-reading after losing race number `attempt`: growing, and jittered so
+/// that writers who collided do not collide again in lockstep.
+fn conflict_backoff(attempt: u32) -> Duration {
+    use std::hash::BuildHasher;
+    // A randomly seeded hash is random enough for jitter and needs no extra dependency.
+    let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
+    let base_ms = 5 * u64::from(attempt);
+    Duration::from_millis(base_ms / 2 + random % (base_ms + 1))
+}
 
 /// Reading or writing a ConfigMap key failed.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +159,9 @@ impl ConfigMapKey {
                         attempt,
                         "configmap changed by another writer; reading it again"
                     );
+                    if attempt < MAX_ATTEMPTS {
+                        tokio::time::sleep(conflict_backoff(attempt)).await;
+                    }
                 }
             }
         }

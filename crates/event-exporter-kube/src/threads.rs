@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use event_exporter_sinks::slack::{ThreadInfo, ThreadStore, ThreadStoreError, ThreadStoreProvider};
@@ -26,6 +27,8 @@ type Threads = BTreeMap<String, ThreadInfo>;
 pub struct ConfigMapThreadStore {
     key: ConfigMapKey,
     threads: Mutex<Option<Threads>>,
+    /// Whether a corrupt stored value was already logged (every delivery would log it again).
+    warned_corrupt: AtomicBool,
 }
 
 /// Parses a stored threads map; absent or blank is empty.
@@ -48,6 +51,7 @@ impl ConfigMapThreadStore {
         Self {
             key,
             threads: Mutex::new(None),
+            warned_corrupt: AtomicBool::new(false),
         }
     }
 
@@ -104,6 +108,9 @@ impl ConfigMapThreadStore {
             );
         }
         result.map_err(|e| self.backend(e))?;
+        if failure.is_some() {
+            self.warned_corrupt.store(false, Ordering::Relaxed);
+        }
         if stored.is_some() {
             *cache = stored;
         }
@@ -120,11 +127,13 @@ impl ThreadStore for ConfigMapThreadStore {
         }
         let value = self.key.read().await.map_err(|e| self.backend(e))?;
         let threads = parse(value.as_deref()).map_err(|e| {
-            tracing::warn!(
-                store = %self.key.describe(),
-                error = %e,
-                "slack thread store: the stored threads map is not valid JSON; the next new thread replaces it"
-            );
+            if !self.warned_corrupt.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    store = %self.key.describe(),
+                    error = %e,
+                    "slack thread store: the stored threads map is not valid JSON; the next new thread replaces it"
+                );
+            }
             self.corrupt(e)
         })?;
         let found = threads.get(key).cloned();
