@@ -162,7 +162,8 @@ impl FakeApiServer {
 
     /// Write a kubeconfig (cluster `server` = [`FakeApiServer::url`], one context with namespace
     /// `default`, a user with the bearer token if [`Options::token`] is set) usable by kubectl and
-    /// kube-rs.
+    /// kube-rs. Note: kubectl (client-go) does not send bearer tokens over plain `http://`, so a
+    /// server with [`Options::token`] set answers kubectl with 401; kube-rs does send it.
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
         let user = match &self.token {
             Some(t) => serde_json::json!({ "token": t }),

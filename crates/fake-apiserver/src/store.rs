@@ -222,6 +222,8 @@ pub(crate) enum WatchMsg {
     Bookmark(u64, bool),
     /// A raw line (already `\n`-terminated).
     Raw(Bytes),
+    /// An `ERROR` event with this status, then the end of the stream.
+    Fatal(Status),
 }
 
 struct WatcherSlot {
@@ -553,6 +555,22 @@ impl Cluster {
         for store in st.types.values_mut() {
             store.history.clear();
             store.oldest = rv;
+        }
+    }
+
+    /// Compact (see [`Cluster::compact`]) and make every open watch stream end with the 410
+    /// `ERROR` event (`too old resource version`), as the apiserver does when a watcher falls out
+    /// of its window. Clients must relist.
+    pub fn expire_watches(&self) {
+        let mut st = self.state();
+        let rv = st.rv;
+        for store in st.types.values_mut() {
+            store.history.clear();
+            store.oldest = rv;
+            for w in store.watchers.drain(..) {
+                let _ =
+                    w.tx.try_send(WatchMsg::Fatal(Status::too_old(rv.saturating_sub(1), rv)));
+            }
         }
     }
 

@@ -32,9 +32,18 @@ pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
 
 /// `metav1.Time` for now: RFC 3339 at second precision.
 pub(crate) fn now_time() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    thread_local! {
+        static CACHE: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = jiff::Timestamp::now();
+    let secs = now.as_second();
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            *c = (secs, now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+        }
+        c.1.clone()
+    })
 }
 
 /// Lower-case hex of `bytes`.

@@ -53,8 +53,14 @@ impl WatchState {
         buf.extend_from_slice(b"}\n");
     }
 
-    fn write_msg(&self, buf: &mut Vec<u8>, msg: &WatchMsg) {
+    fn write_msg(&mut self, buf: &mut Vec<u8>, msg: &WatchMsg) {
         match msg {
+            WatchMsg::Fatal(status) => {
+                let ev = serde_json::json!({"type": "ERROR", "object": status.to_json()});
+                let _ = serde_json::to_writer(&mut *buf, &ev);
+                buf.push(b'\n');
+                self.done = true;
+            }
             WatchMsg::Raw(b) => buf.extend_from_slice(b),
             WatchMsg::Synthetic(obj) => {
                 if self.in_scope(obj) && self.selectors.matches(obj) {
@@ -156,7 +162,7 @@ async fn next_chunk(mut st: WatchState) -> Option<(Item, WatchState)> {
             return None;
         };
         st.write_msg(&mut buf, &msg);
-        while buf.len() < CHUNK {
+        while buf.len() < CHUNK && !st.done {
             match st.rx.try_recv() {
                 Ok(m) => st.write_msg(&mut buf, &m),
                 Err(_) => break,
