@@ -4,7 +4,6 @@
 //! nothing.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-#[allow(dead_code)]
 #[path = "../../event-exporter-sinks/tests/support/mod.rs"]
 mod support;
 
@@ -21,7 +20,9 @@ use support::fake_slack::FakeSlack;
 const BIN: &str = env!("CARGO_BIN_EXE_event-exporter");
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/compat/configs").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/compat/configs")
+        .join(name)
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -85,13 +86,10 @@ impl Exporter {
 
     async fn get(&self, path: &str) -> (u16, String) {
         let addr = self.address().await;
-        let out = tokio::task::spawn_blocking({
-            let url = format!("{addr}{path}");
-            move || http_get(&url)
-        })
-        .await
-        .unwrap();
-        out
+        let url = format!("{addr}{path}");
+        tokio::task::spawn_blocking(move || http_get(&url))
+            .await
+            .unwrap()
     }
 
     async fn wait_ready(&self) {
@@ -136,7 +134,11 @@ fn http_get(addr_path: &str) -> (u16, String) {
     let Ok(mut tcp) = std::net::TcpStream::connect(addr) else {
         return (0, String::new());
     };
-    write!(tcp, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut text = String::new();
     let _ = tcp.read_to_string(&mut text);
     let status = text
@@ -176,6 +178,8 @@ kind: Event
 metadata:
   name: {name}
   namespace: org-giantswarm
+  annotations:
+    giantswarm.io/target-version: 25.1.0
 involvedObject:
   apiVersion: cluster.x-k8s.io/v1beta2
   kind: Cluster
@@ -190,8 +194,7 @@ lastTimestamp: "{now}"
 source:
   component: cluster-api-events-controller
 "#,
-        now = jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ")
     )
 }
 
@@ -215,11 +218,12 @@ fn configmap_data(cluster: &Cluster, ns: &str, name: &str, key: &str) -> Option<
 async fn the_seed_flow_from_kubectl_to_a_slack_thread_survives_a_restart() {
     let api = FakeApiServer::start().await.unwrap();
     let cluster = api.cluster();
-    // The involved Cluster: its annotation is part of the seed's threadKey.
+    // The involved Cluster, looked up for enrichment (the rules name the kind). The seed's
+    // threadKey reads the event's own annotation (`.Annotations`, as upstream's embedded
+    // ObjectMeta), which the events below carry.
     cluster.put_object(json!({
         "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
-        "metadata": {"name": "test01", "namespace": "org-giantswarm",
-                     "annotations": {"giantswarm.io/target-version": "25.1.0"}}
+        "metadata": {"name": "test01", "namespace": "org-giantswarm", "labels": {"team": "upgrades"}}
     }));
     let slack = FakeSlack::start("xoxb-test", &[("#upgrades", "C0UPGRADES")]).await;
     let hooks: Arc<Mutex<Vec<Value>>> = Arc::default();
@@ -278,32 +282,63 @@ async fn the_seed_flow_from_kubectl_to_a_slack_thread_survives_a_restart() {
     eventually("the webhook", || hooks.lock().unwrap().len() == 1).await;
     // The thread is remembered in the seed's ConfigMap format.
     for _ in 0..500 {
-        if configmap_data(&cluster, "monitoring", "release-name-thread-cache", "threads")
-            .is_some_and(|t| t.contains("org-giantswarm/test01/25.1.0"))
+        if configmap_data(
+            &cluster,
+            "monitoring",
+            "release-name-thread-cache",
+            "threads",
+        )
+        .is_some_and(|t| t.contains("org-giantswarm/test01/25.1.0"))
         {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(
-        configmap_data(&cluster, "monitoring", "release-name-thread-cache", "threads")
-            .is_some_and(|t| t.contains("org-giantswarm/test01/25.1.0")),
+        configmap_data(
+            &cluster,
+            "monitoring",
+            "release-name-thread-cache",
+            "threads"
+        )
+        .is_some_and(|t| t.contains("org-giantswarm/test01/25.1.0")),
         "thread cache: {:?}\n{}",
-        cluster.get_object("v1", "ConfigMap", Some("monitoring"), "release-name-thread-cache"),
+        cluster.get_object(
+            "v1",
+            "ConfigMap",
+            Some("monitoring"),
+            "release-name-thread-cache"
+        ),
         exporter.log()
     );
     let (status, metrics) = exporter.get("/metrics").await;
     assert_eq!(status, 200);
     assert!(metrics.contains("events_exported_total 1"), "{metrics}");
-    assert!(metrics.contains(r#"deliveries_total{receiver="slack-upgrade",outcome="sent"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"deliveries_total{receiver="slack-upgrade",outcome="sent"} 1"#),
+        "{metrics}"
+    );
+    // The involved Cluster was looked up once, without errors.
+    assert!(
+        metrics.contains("enrichment_cache_misses_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("enrichment_errors_total 0"), "{metrics}");
     assert_eq!(exporter.get("/healthz").await.0, 200);
 
     let (status, log) = exporter.terminate().await;
     assert!(status.success(), "exit {status:?}:\n{log}");
-    let checkpoint =
-        configmap_data(&cluster, "monitoring", "event-exporter-checkpoint", "checkpoint")
-            .expect("the checkpoint is saved at shutdown");
-    assert!(checkpoint.contains("reason=UpgradingWithNodeRoll"), "{checkpoint}");
+    let checkpoint = configmap_data(
+        &cluster,
+        "monitoring",
+        "event-exporter-checkpoint",
+        "checkpoint",
+    )
+    .expect("the checkpoint is saved at shutdown");
+    assert!(
+        checkpoint.contains("reason=UpgradingWithNodeRoll"),
+        "{checkpoint}"
+    );
 
     // Restarted: nothing is sent again; the next event of the upgrade goes into the thread.
     let exporter = Exporter::start(&config, &kubeconfig, &envs);
@@ -371,14 +406,21 @@ async fn an_unreachable_api_server_is_logged_and_retried_not_a_crash() {
     assert_eq!(status, 503, "{body}");
     let (status, log) = exporter.terminate().await;
     assert!(status.success(), "exit {status:?}:\n{log}");
-    assert!(log.contains("cannot read the checkpoint") || log.contains("watch failed"), "{log}");
+    assert!(
+        log.contains("cannot read the checkpoint") || log.contains("watch failed"),
+        "{log}"
+    );
 }
 
 #[test]
 fn a_bad_config_is_refused_before_anything_starts() {
     let dir = temp_dir("bad");
     let config = dir.join("config.yaml");
-    std::fs::write(&config, "route:\n  routes:\n    - match:\n        - receiver: nowhere\n").unwrap();
+    std::fs::write(
+        &config,
+        "route:\n  routes:\n    - match:\n        - receiver: nowhere\n",
+    )
+    .unwrap();
     let out = Command::new(BIN)
         .arg(format!("-conf={}", config.display()))
         .output()

@@ -45,26 +45,28 @@ impl Collector {
                 };
                 let state = state.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let state = state.clone();
-                        async move {
-                            let body = req.into_body().collect().await?.to_bytes();
-                            let status = if state.down.load(Ordering::SeqCst) {
-                                state.refused.fetch_add(1, Ordering::SeqCst);
-                                503
-                            } else {
-                                let value: Value = serde_json::from_slice(&body).unwrap();
-                                state.bodies.lock().unwrap().push(value);
-                                200
-                            };
-                            Ok::<_, hyper::Error>(
-                                http::Response::builder()
-                                    .status(status)
-                                    .body(Full::new(Bytes::new()))
-                                    .unwrap(),
-                            )
-                        }
-                    });
+                    let service = hyper::service::service_fn(
+                        move |req: http::Request<hyper::body::Incoming>| {
+                            let state = state.clone();
+                            async move {
+                                let body = req.into_body().collect().await?.to_bytes();
+                                let status = if state.down.load(Ordering::SeqCst) {
+                                    state.refused.fetch_add(1, Ordering::SeqCst);
+                                    503
+                                } else {
+                                    let value: Value = serde_json::from_slice(&body).unwrap();
+                                    state.bodies.lock().unwrap().push(value);
+                                    200
+                                };
+                                Ok::<_, hyper::Error>(
+                                    http::Response::builder()
+                                        .status(status)
+                                        .body(Full::new(Bytes::new()))
+                                        .unwrap(),
+                                )
+                            }
+                        },
+                    );
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
                         .await;
@@ -90,7 +92,11 @@ impl Collector {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("expected {n} deliveries, got {}: {:?}", self.ids().len(), self.ids());
+        panic!(
+            "expected {n} deliveries, got {}: {:?}",
+            self.ids().len(),
+            self.ids()
+        );
     }
 }
 
@@ -147,7 +153,12 @@ struct Setup<'a> {
 }
 
 fn start(setup: Setup<'_>) -> Running {
-    let names: Vec<&str> = setup.config.receivers.iter().map(|r| r.name.as_str()).collect();
+    let names: Vec<&str> = setup
+        .config
+        .receivers
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
     let router = Router::compile(&setup.config.route, &names).unwrap();
     let receivers = event_exporter_sinks::build_receivers(
         setup.config,
@@ -273,7 +284,10 @@ fn assert_exactly_once(collector: &Collector, events: &Events) {
         *seen.entry(id.as_str()).or_default() += 1;
     }
     let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(repeated.is_empty(), "delivered more than once: {repeated:?}");
+    assert!(
+        repeated.is_empty(),
+        "delivered more than once: {repeated:?}"
+    );
     let mut expected = BTreeSet::new();
     events.expected_after(&mut expected);
     let got: BTreeSet<String> = ids.iter().cloned().collect();
@@ -338,7 +352,11 @@ async fn restart_mid_stream_delivers_every_occurrence_exactly_once() {
     collector.wait_for(50).await;
     b.stop().await;
     assert_exactly_once(&collector, &events);
-    let saved = FileCheckpointStore::new(&path).load().await.unwrap().unwrap();
+    let saved = FileCheckpointStore::new(&path)
+        .load()
+        .await
+        .unwrap()
+        .unwrap();
     assert!(saved.streams.contains_key(""), "{saved:?}");
 }
 
@@ -429,7 +447,12 @@ fn lease_settings(identity: &str) -> LeaseSettings {
 
 fn holder(cluster: &Cluster) -> Option<String> {
     cluster
-        .get_object("coordination.k8s.io/v1", "Lease", Some("default"), "event-exporter")
+        .get_object(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("default"),
+            "event-exporter",
+        )
         .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
         .filter(|h| !h.is_empty())
 }
@@ -465,7 +488,10 @@ async fn two_replicas_one_delivers_and_the_other_takes_over() {
             server: &server,
             config: &config,
             store: Some(store),
-            elector: Some(LeaderElector::new(client(&server), lease_settings(identity))),
+            elector: Some(LeaderElector::new(
+                client(&server),
+                lease_settings(identity),
+            )),
             identity,
         })
     };
@@ -496,7 +522,14 @@ async fn two_replicas_one_delivers_and_the_other_takes_over() {
     }
     events.repeat(&cluster, "e-2");
     collector.wait_for(21).await;
-    assert_eq!(holder(&cluster).as_deref(), Some(if first == "replica-a" { "replica-b" } else { "replica-a" }));
+    assert_eq!(
+        holder(&cluster).as_deref(),
+        Some(if first == "replica-a" {
+            "replica-b"
+        } else {
+            "replica-a"
+        })
+    );
     assert!(standby.metrics.render(&[]).contains("ee_leader 1"));
     standby.stop().await;
     assert_exactly_once(&collector, &events);
@@ -537,7 +570,13 @@ async fn bad_input_is_logged_counted_and_survived() {
     running.stop().await;
     assert_exactly_once(&collector, &events);
     // The corrupt checkpoint was replaced by a valid one.
-    assert!(FileCheckpointStore::new(&path).load().await.unwrap().is_some());
+    assert!(
+        FileCheckpointStore::new(&path)
+            .load()
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
