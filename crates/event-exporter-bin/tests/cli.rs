@@ -484,8 +484,22 @@ fn kubectl_list_input() {
 }
 
 #[test]
-fn no_subcommand_is_a_clear_error() {
-    let out = run(&["--conf", s(&root().join("examples/config.yaml"))]);
+fn watching_without_a_cluster_is_a_clear_error() {
+    // No subcommand watches the cluster; here there is none to find.
+    let home = std::env::temp_dir().join(format!("ee-cli-home-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let out = exporter()
+        .args(["--conf", s(&root().join("examples/config.yaml"))])
+        .env("HOME", &home)
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("use `check`, `route`, `render` or `run`"));
+    assert!(
+        text(&out.stderr).contains("no cluster found"),
+        "{}",
+        text(&out.stderr)
+    );
 }
