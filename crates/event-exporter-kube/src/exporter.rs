@@ -265,6 +265,7 @@ impl Exporter {
         let mut stop = pin!(stop);
         match &elector {
             None => {
+                metrics.set_leader(true);
                 term.lead(stop.as_mut(), None).await;
             }
             Some(elector) => loop {
