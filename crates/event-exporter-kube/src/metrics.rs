@@ -16,19 +16,16 @@ pub enum Discard {
     TooOld,
     /// No route sent the event to any receiver.
     NoRoute,
-    /// This replica is not the leader.
-    NotLeader,
     /// The watch delivered something that is not a readable Event.
     Malformed,
 }
 
 impl Discard {
     /// Every reason, in the order they are rendered.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 4] = [
         Self::Duplicate,
         Self::TooOld,
         Self::NoRoute,
-        Self::NotLeader,
         Self::Malformed,
     ];
 
@@ -38,7 +35,6 @@ impl Discard {
             Self::Duplicate => "duplicate",
             Self::TooOld => "too_old",
             Self::NoRoute => "no_route",
-            Self::NotLeader => "not_leader",
             Self::Malformed => "malformed",
         }
     }
@@ -399,7 +395,6 @@ ee_events_exported_total 1
 ee_events_discarded_total{{reason="duplicate"}} 0
 ee_events_discarded_total{{reason="too_old"}} 1
 ee_events_discarded_total{{reason="no_route"}} 0
-ee_events_discarded_total{{reason="not_leader"}} 0
 ee_events_discarded_total{{reason="malformed"}} 0
 # HELP ee_watch_restarts_total Times the event watch was restarted.
 # TYPE ee_watch_restarts_total counter
