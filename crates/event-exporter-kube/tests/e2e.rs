@@ -207,6 +207,32 @@ fn start(setup: Setup<'_>) -> Running {
     }
 }
 
+/// One replica without leader election.
+fn single(
+    server: &FakeApiServer,
+    config: &Config,
+    store: Option<Arc<dyn CheckpointStore>>,
+    identity: &str,
+) -> Running {
+    start(Setup {
+        server,
+        config,
+        store,
+        elector: None,
+        identity,
+    })
+}
+
+async fn until_ready(running: &Running) {
+    for _ in 0..500 {
+        if running.health.ready() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never ready");
+}
+
 fn now() -> String {
     jiff::Timestamp::now()
         .round(jiff::Unit::Second)
@@ -314,13 +340,7 @@ async fn restart_mid_stream_delivers_every_occurrence_exactly_once() {
         events.create(&cluster, &format!("before-{i}"), "Started");
     }
 
-    let a = start(Setup {
-        server: &server,
-        config: &config,
-        store: Some(store()),
-        elector: None,
-        identity: "a",
-    });
+    let a = single(&server, &config, Some(store()), "a");
     collector.wait_for(20).await;
     for i in 0..10 {
         events.create(&cluster, &format!("live-{i}"), "Pulled");
@@ -342,13 +362,7 @@ async fn restart_mid_stream_delivers_every_occurrence_exactly_once() {
     }
     Events::relabel(&cluster, "live-3", "y");
 
-    let b = start(Setup {
-        server: &server,
-        config: &config,
-        store: Some(store()),
-        elector: None,
-        identity: "b",
-    });
+    let b = single(&server, &config, Some(store()), "b");
     collector.wait_for(50).await;
     b.stop().await;
     assert_exactly_once(&collector, &events);
@@ -367,13 +381,7 @@ async fn a_410_mid_stream_relists_without_repeating() {
     let (collector, addr) = Collector::start().await;
     let config = config(addr);
     let mut events = Events::default();
-    let running = start(Setup {
-        server: &server,
-        config: &config,
-        store: None,
-        elector: None,
-        identity: "a",
-    });
+    let running = single(&server, &config, None, "a");
     for i in 0..10 {
         events.create(&cluster, &format!("e-{i}"), "Started");
     }
@@ -411,13 +419,7 @@ async fn a_receiver_that_is_down_gets_its_events_when_it_returns() {
     let (collector, addr) = Collector::start().await;
     let config = config(addr);
     let mut events = Events::default();
-    let running = start(Setup {
-        server: &server,
-        config: &config,
-        store: None,
-        elector: None,
-        identity: "a",
-    });
+    let running = single(&server, &config, None, "a");
     collector.down.store(true, Ordering::SeqCst);
     for i in 0..5 {
         events.create(&cluster, &format!("e-{i}"), "BackOff");
@@ -545,13 +547,12 @@ async fn bad_input_is_logged_counted_and_survived() {
     let path = temp_path("corrupt");
     std::fs::write(&path, "{ not a checkpoint").unwrap();
     let mut events = Events::default();
-    let running = start(Setup {
-        server: &server,
-        config: &config,
-        store: Some(Arc::new(FileCheckpointStore::new(&path))),
-        elector: None,
-        identity: "a",
-    });
+    let running = single(
+        &server,
+        &config,
+        Some(Arc::new(FileCheckpointStore::new(&path))),
+        "a",
+    );
     events.create(&cluster, "first", "Started");
     collector.wait_for(1).await;
     // An object that is JSON but not an Event, then a line that is not JSON at all.
@@ -586,13 +587,7 @@ async fn forbidden_rbac_is_retried_not_fatal() {
     cluster.forbid("list", "events");
     let (_collector, addr) = Collector::start().await;
     let config = config(addr);
-    let running = start(Setup {
-        server: &server,
-        config: &config,
-        store: None,
-        elector: None,
-        identity: "a",
-    });
+    let running = single(&server, &config, None, "a");
     for _ in 0..500 {
         if !running.live.render().contains("ee_watch_errors_total 0") {
             break;
@@ -616,81 +611,31 @@ async fn trickle(cluster: Cluster, prefix: &'static str, n: usize) -> Events {
     events
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stop_while_events_stream_in_loses_and_repeats_nothing() {
+/// Streams 400 new events while replica `a` (file checkpoint) exports; once 100 have arrived,
+/// `a` is stopped (gracefully, or aborted like a crash) and replica `b` takes over. Returns when
+/// `b` has delivered every event at least once and has stopped: the collector, the events, and
+/// how many deliveries `a` made.
+async fn interrupted(name: &str, crash: bool) -> (Collector, Events, usize) {
     let server = FakeApiServer::start().await.unwrap();
     let cluster = server.cluster();
     let (collector, addr) = Collector::start().await;
     let config = config(addr);
-    let path = temp_path("midstream");
+    let path = temp_path(name);
     let store = || -> Arc<dyn CheckpointStore> { Arc::new(FileCheckpointStore::new(&path)) };
-    let a = start(Setup {
-        server: &server,
-        config: &config,
-        store: Some(store()),
-        elector: None,
-        identity: "a",
-    });
-    for _ in 0..500 {
-        if a.health.ready() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let a = single(&server, &config, Some(store()), "a");
+    until_ready(&a).await;
     let writer = tokio::spawn(trickle(cluster.clone(), "m", 400));
     collector.wait_for(100).await;
-    // Stopped mid-stream: the watch ends, what was dispatched drains, the checkpoint is saved.
-    a.stop().await;
-    let during = collector.ids().len();
-    let b = start(Setup {
-        server: &server,
-        config: &config,
-        store: Some(store()),
-        elector: None,
-        identity: "b",
-    });
-    let events = writer.await.unwrap();
-    collector.wait_for(400).await;
-    b.stop().await;
-    assert!(
-        during < 400,
-        "the stop happened mid-stream ({during} delivered)"
-    );
-    assert_exactly_once(&collector, &events);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_mid_stream_loses_nothing() {
-    let server = FakeApiServer::start().await.unwrap();
-    let cluster = server.cluster();
-    let (collector, addr) = Collector::start().await;
-    let config = config(addr);
-    let path = temp_path("crash");
-    let store = || -> Arc<dyn CheckpointStore> { Arc::new(FileCheckpointStore::new(&path)) };
-    let a = start(Setup {
-        server: &server,
-        config: &config,
-        store: Some(store()),
-        elector: None,
-        identity: "a",
-    });
-    for _ in 0..500 {
-        if a.health.ready() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    if crash {
+        // No drain, no final save: only the periodic checkpoint survives.
+        a.task.abort();
+        let _ = a.task.await;
+    } else {
+        // The watch ends, what was dispatched drains, the checkpoint is saved.
+        a.stop().await;
     }
-    let writer = tokio::spawn(trickle(cluster.clone(), "c", 400));
-    collector.wait_for(100).await;
-    // No drain, no final save: only the periodic checkpoint survives.
-    a.task.abort();
-    let b = start(Setup {
-        server: &server,
-        config: &config,
-        store: Some(store()),
-        elector: None,
-        identity: "b",
-    });
+    let by_a = collector.ids().len();
+    let b = single(&server, &config, Some(store()), "b");
     let events = writer.await.unwrap();
     let mut expected = BTreeSet::new();
     events.expected_after(&mut expected);
@@ -702,6 +647,24 @@ async fn a_crash_mid_stream_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     b.stop().await;
+    (collector, events, by_a)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_events_stream_in_loses_and_repeats_nothing() {
+    let (collector, events, by_a) = interrupted("midstream", false).await;
+    assert!(
+        by_a < 400,
+        "the stop happened mid-stream ({by_a} delivered)"
+    );
+    assert_exactly_once(&collector, &events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_stream_loses_nothing() {
+    let (collector, events, _) = interrupted("crash", true).await;
+    let mut expected = BTreeSet::new();
+    events.expected_after(&mut expected);
     let got: BTreeSet<String> = collector.ids().into_iter().collect();
     let missing: Vec<_> = expected.difference(&got).collect();
     assert!(missing.is_empty(), "lost in the crash: {missing:?}");
