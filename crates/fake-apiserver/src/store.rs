@@ -1131,7 +1131,44 @@ impl State {
         opts: &Options,
         rt: &ResourceType,
         key: ObjKey,
+        map: Map<String, Value>,
+    ) -> Arc<Value> {
+        self.commit(opts, rt, key, map, None)
+    }
+
+    fn replace(
+        &mut self,
+        opts: &Options,
+        rt: &ResourceType,
+        key: ObjKey,
         mut map: Map<String, Value>,
+        prev: Arc<Value>,
+        keep_identity: bool,
+    ) -> Arc<Value> {
+        let meta = metadata_mut(&mut map);
+        if let Some(pm) = prev.get("metadata").and_then(Value::as_object) {
+            for k in ["uid", "creationTimestamp"] {
+                let missing = meta.get(k).is_none_or(|v| v.is_null() || v == "");
+                if (keep_identity || missing)
+                    && let Some(v) = pm.get(k)
+                {
+                    meta.insert(k.into(), v.clone());
+                }
+            }
+        }
+        self.commit(opts, rt, key, map, Some(prev))
+    }
+
+    /// Stores `map` under `key` as a new version: a fresh resourceVersion, a uid and
+    /// creationTimestamp when missing, the event normalisation and TTL, and the change for
+    /// watchers (ADDED without `prev`, MODIFIED with it).
+    fn commit(
+        &mut self,
+        opts: &Options,
+        rt: &ResourceType,
+        key: ObjKey,
+        mut map: Map<String, Value>,
+        prev: Option<Arc<Value>>,
     ) -> Arc<Value> {
         self.rv += 1;
         let rv = self.rv;
@@ -1158,64 +1195,17 @@ impl State {
         let obj = Arc::new(Value::Object(map));
         let store = self.types.entry(rt.store_key()).or_default();
         store.items.insert(key, obj.clone());
+        let kind = if prev.is_some() {
+            ChangeKind::Modified
+        } else {
+            ChangeKind::Added
+        };
         store.push(
             Change {
                 rv,
-                kind: ChangeKind::Added,
+                kind,
                 obj: obj.clone(),
-                prev: None,
-            },
-            opts.watch_window,
-        );
-        obj
-    }
-
-    fn replace(
-        &mut self,
-        opts: &Options,
-        rt: &ResourceType,
-        key: ObjKey,
-        mut map: Map<String, Value>,
-        prev: Arc<Value>,
-        keep_identity: bool,
-    ) -> Arc<Value> {
-        self.rv += 1;
-        let rv = self.rv;
-        let meta = metadata_mut(&mut map);
-        if let Some(pm) = prev.get("metadata").and_then(Value::as_object) {
-            for k in ["uid", "creationTimestamp"] {
-                let missing = meta.get(k).is_none_or(|v| v.is_null() || v == "");
-                if (keep_identity || missing)
-                    && let Some(v) = pm.get(k)
-                {
-                    meta.insert(k.into(), v.clone());
-                }
-            }
-        }
-        if meta.get("uid").is_none() {
-            meta.insert(
-                "uid".into(),
-                Value::String(uuid::Uuid::new_v4().to_string()),
-            );
-        }
-        if meta.get("creationTimestamp").is_none() {
-            meta.insert("creationTimestamp".into(), Value::String(now_time()));
-        }
-        meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
-        if rt.is_event() {
-            event::normalize_core(&mut map);
-            self.ttl_queue
-                .push_back((Instant::now() + opts.event_ttl, key.clone(), rv));
-        }
-        let obj = Arc::new(Value::Object(map));
-        let store = self.types.entry(rt.store_key()).or_default();
-        store.items.insert(key, obj.clone());
-        store.push(
-            Change {
-                rv,
-                kind: ChangeKind::Modified,
-                obj: obj.clone(),
-                prev: Some(prev),
+                prev,
             },
             opts.watch_window,
         );
