@@ -115,6 +115,10 @@ async fn run(path: &Path, config: Config, opts: &WatchOptions) -> anyhow::Result
     } else {
         10
     };
+    // The Lease and the checkpoint get a client of their own: renewals must not queue behind
+    // an enrichment burst in the rate limiter, or leadership would flap under load.
+    let coordination =
+        kube::Client::try_from(kube_config.clone()).context("building the API client")?;
     let client = rate_limited_client(kube_config, qps, burst).context("building the API client")?;
 
     let thread_stores = ConfigMapThreadStores::new(client.clone());
@@ -203,7 +207,11 @@ async fn run(path: &Path, config: Config, opts: &WatchOptions) -> anyhow::Result
                 } else {
                     cm.namespace
                 };
-                Arc::new(ConfigMapCheckpointStore::new(client.clone(), &ns, &name))
+                Arc::new(ConfigMapCheckpointStore::new(
+                    coordination.clone(),
+                    &ns,
+                    &name,
+                ))
             }
         };
         tracing::info!(store = %store.describe(), "checkpoint");
@@ -215,7 +223,7 @@ async fn run(path: &Path, config: Config, opts: &WatchOptions) -> anyhow::Result
         let lease = LeaseSettings::new(&namespace, &lease_name, &identity);
         lease.validate().context("leaderElection")?;
         tracing::info!(lease = %format!("{namespace}/{lease_name}"), %identity, "leader election on");
-        exporter = exporter.with_leader_election(LeaderElector::new(client.clone(), lease));
+        exporter = exporter.with_leader_election(LeaderElector::new(coordination.clone(), lease));
     }
 
     let listener = tokio::net::TcpListener::bind(listen)

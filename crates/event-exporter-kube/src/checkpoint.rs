@@ -28,8 +28,11 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const MAX_RECENT: usize = 4096;
 
 /// How far delivery has got.
+///
+/// Unknown fields are ignored and a newer `version` is read for the fields this version knows,
+/// so that rolling back an upgrade does not lose the checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Checkpoint {
     /// The format's version ([`FORMAT_VERSION`]).
     pub version: u32,
@@ -70,6 +73,14 @@ pub enum CheckpointError {
     /// The ConfigMap could not be read or written.
     #[error("checkpoint: {0}")]
     ConfigMap(#[from] ConfigMapError),
+    /// Saving took too long (the API server is slow or unreachable).
+    #[error("checkpoint {store}: saving took longer than {after:?}")]
+    Timeout {
+        /// Which store.
+        store: String,
+        /// The bound.
+        after: std::time::Duration,
+    },
 }
 
 impl Checkpoint {
@@ -79,14 +90,18 @@ impl Checkpoint {
             store: store.to_owned(),
             message: e.to_string(),
         })?;
-        if cp.version != FORMAT_VERSION {
+        if cp.version == 0 {
             return Err(CheckpointError::Corrupt {
                 store: store.to_owned(),
-                message: format!(
-                    "format version {} (this build reads {FORMAT_VERSION})",
-                    cp.version
-                ),
+                message: "no format version".to_owned(),
             });
+        }
+        if cp.version > FORMAT_VERSION {
+            tracing::warn!(
+                store,
+                version = cp.version,
+                "checkpoint written by a newer version: reading the fields this version knows"
+            );
         }
         for (selector, rv) in &cp.streams {
             if rv.parse::<u64>().is_err() {
@@ -154,11 +169,11 @@ impl Checkpoint {
             }
         }
         for (k, n) in &other.recent {
-            if self.recent.len() >= MAX_RECENT {
-                break;
+            if let Some(ours) = self.recent.get_mut(k) {
+                *ours = (*ours).max(*n);
+            } else if self.recent.len() < MAX_RECENT {
+                self.recent.insert(k.clone(), *n);
             }
-            let e = self.recent.entry(k.clone()).or_insert(*n);
-            *e = (*e).max(*n);
         }
         self
     }
@@ -233,7 +248,14 @@ impl CheckpointStore for FileCheckpointStore {
         }
         let mut tmp = self.path.clone().into_os_string();
         tmp.push(".tmp");
-        tokio::fs::write(&tmp, text).await.map_err(io)?;
+        // On disk before the rename: a power loss leaves the old checkpoint or the new one,
+        // never an empty file.
+        let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        tokio::io::AsyncWriteExt::write_all(&mut file, text.as_bytes())
+            .await
+            .map_err(io)?;
+        file.sync_all().await.map_err(io)?;
+        drop(file);
         tokio::fs::rename(&tmp, &self.path).await.map_err(io)
     }
 
@@ -277,6 +299,7 @@ impl CheckpointStore for ConfigMapCheckpointStore {
         let mut failed = None;
         self.key
             .update(|stored| {
+                failed = None;
                 let merged = match stored.map(|text| Checkpoint::parse(text, &describe)) {
                     Some(Ok(stored)) => checkpoint.clone().merge(&stored),
                     _ => checkpoint.clone(),
@@ -340,13 +363,28 @@ mod tests {
     }
 
     #[test]
+    fn a_newer_format_is_read_for_what_this_version_knows() {
+        let cp =
+            Checkpoint::parse(r#"{"version":2,"streams":{"":"9"},"future":[1]}"#, "x").unwrap();
+        assert_eq!(cp.watermarks(&[String::new()]), vec![Some(9)]);
+    }
+
+    #[test]
+    fn merging_raises_known_occurrences_even_when_full() {
+        let full: Vec<(u128, u32)> = (0..MAX_RECENT as u128).map(|k| (k, 2)).collect();
+        let ours = cp(&[], &full);
+        let m = ours.merge(&cp(&[], &[(5, 9), (u128::MAX, 1)]));
+        assert_eq!(m.recent.len(), MAX_RECENT);
+        assert_eq!(m.recent[&UidKey(5).to_hex()], 9);
+    }
+
+    #[test]
     fn corrupt_checkpoints_are_named_errors() {
         for text in [
             "{",
-            r#"{"version":2}"#,
+            r#"{"streams":{}}"#,
             r#"{"version":1,"streams":{"":"abc"}}"#,
             r#"{"version":1,"recent":{"zz":1}}"#,
-            r#"{"version":1,"bogus":true}"#,
         ] {
             let err = Checkpoint::parse(text, "cm x/y").unwrap_err();
             assert!(

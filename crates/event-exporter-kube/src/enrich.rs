@@ -890,8 +890,10 @@ struct TokenBucket {
 
 impl TokenBucket {
     fn new(qps: f32, burst: u32) -> Self {
+        // At least one request every ~17 minutes: a tinier rate is a typo, and its interval
+        // would not fit a Duration.
         let qps = if qps.is_finite() && qps > 0.0 {
-            qps
+            qps.max(0.001)
         } else {
             DEFAULT_QPS
         };

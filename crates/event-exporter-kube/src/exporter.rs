@@ -85,6 +85,9 @@ pub enum ExporterError {
     /// Leader election failed for good (a bad Lease setting).
     #[error("leader election: {0}")]
     Leader(#[from] crate::leader::LeaderError),
+    /// The watch stopped for good (its reader task ended).
+    #[error("the event watch ended unexpectedly")]
+    WatchEnded,
 }
 
 /// What a run did, per receiver.
@@ -179,7 +182,15 @@ enum Ready {
 enum TermEnd {
     Stopped,
     LostLeadership,
+    /// The watch reader ended (it never does on its own: a panic).
+    WatchEnded,
 }
+
+/// How long one checkpoint save may take before it is given up (and retried at the next tick).
+const SAVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long releasing the Lease at shutdown may take.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Exporter {
     /// An exporter over `client` delivering to `receivers` (indexed like `router`'s).
@@ -263,32 +274,41 @@ impl Exporter {
             settings: &settings,
         };
         let mut stop = pin!(stop);
-        match &elector {
+        let outcome = match &elector {
             None => {
                 metrics.set_leader(true);
-                term.lead(stop.as_mut(), None).await;
+                term.lead(stop.as_mut(), None).await
             }
             Some(elector) => loop {
                 health.set_standby(true);
                 metrics.set_leader(false);
                 let leadership = tokio::select! {
-                    () = stop.as_mut() => break,
-                    acquired = elector.acquire() => acquired?,
+                    () = stop.as_mut() => break TermEnd::Stopped,
+                    acquired = elector.acquire() => match acquired {
+                        Ok(l) => l,
+                        Err(e) => {
+                            dispatcher.shutdown(Duration::ZERO).await;
+                            return Err(e.into());
+                        }
+                    },
                 };
                 health.set_standby(false);
                 metrics.set_leader(true);
                 match term.lead(stop.as_mut(), Some(leadership)).await {
-                    TermEnd::Stopped => break,
                     TermEnd::LostLeadership => {
                         tracing::warn!("leadership lost: stopped exporting; waiting to lead again");
                     }
+                    end => break end,
                 }
             },
-        }
+        };
         metrics.set_leader(false);
-        // Whatever is still queued has been left behind the checkpoint's watermark: stop it.
+        // What is still queued was left behind the checkpoint's watermark: stop it.
         let receivers = dispatcher.shutdown(Duration::from_millis(100)).await;
-        Ok(RunSummary { receivers })
+        match outcome {
+            TermEnd::WatchEnded => Err(ExporterError::WatchEnded),
+            TermEnd::Stopped | TermEnd::LostLeadership => Ok(RunSummary { receivers }),
+        }
     }
 }
 
@@ -355,7 +375,15 @@ impl Term<'_> {
         if unchanged {
             return;
         }
-        match store.save(&cp).await {
+        let saved = tokio::time::timeout(SAVE_TIMEOUT, store.save(&cp))
+            .await
+            .unwrap_or_else(|_| {
+                Err(crate::checkpoint::CheckpointError::Timeout {
+                    store: store.describe(),
+                    after: SAVE_TIMEOUT,
+                })
+            });
+        match saved {
             Ok(()) => {
                 self.metrics.checkpoint_written();
                 if let Some(rv) = snapshot.watermarks.iter().flatten().min() {
@@ -376,7 +404,14 @@ impl Term<'_> {
         mut stop: std::pin::Pin<&mut (impl Future<Output = ()> + Send + ?Sized)>,
         mut leadership: Option<Leadership>,
     ) -> TermEnd {
-        let Some(cp) = self.load_checkpoint(stop.as_mut()).await else {
+        let loaded = {
+            let lost = lost_or_never(leadership.as_mut());
+            tokio::select! {
+                cp = self.load_checkpoint(stop.as_mut()) => cp,
+                () = lost => return TermEnd::LostLeadership,
+            }
+        };
+        let Some(cp) = loaded else {
             release(leadership).await;
             return TermEnd::Stopped;
         };
@@ -453,18 +488,16 @@ impl Term<'_> {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut handled: u32 = 0;
         let end = loop {
-            let lost = async {
-                match leadership.as_mut() {
-                    Some(l) => l.lost().await,
-                    None => std::future::pending().await,
-                }
-            };
+            let lost = lost_or_never(leadership.as_mut());
             tokio::select! {
                 () = stop.as_mut() => break TermEnd::Stopped,
                 () = lost => break TermEnd::LostLeadership,
                 _ = ticker.tick() => self.save(&selectors, &mut progress, &mut last_saved).await,
                 item = ready.next() => {
-                    let Some(item) = item else { break TermEnd::Stopped };
+                    let Some(item) = item else {
+                        tracing::error!("the event watch ended; stopping");
+                        break TermEnd::WatchEnded;
+                    };
                     self.deliver(item, &mut progress);
                     handled = handled.wrapping_add(1);
                     if handled.is_multiple_of(1024) {
@@ -475,9 +508,21 @@ impl Term<'_> {
         };
         reader.abort();
         drop(ready);
+        if matches!(end, TermEnd::LostLeadership) {
+            // The new leader owns the checkpoint and resumes from it: what is still queued here
+            // is its to deliver. Drop it, and save nothing (a save now could move the watermark
+            // past deliveries just dropped).
+            self.metrics.set_leader(false);
+            let dropped = self.dispatcher.discard_queued("leadership lost");
+            tracing::warn!(dropped, "leadership lost: queued deliveries dropped");
+            return end;
+        }
         // Let deliveries under way finish, then save: what is still pending stays behind the
         // watermark and is delivered again after a restart rather than lost.
-        let deadline = tokio::time::Instant::now() + self.settings.shutdown_grace;
+        let now = tokio::time::Instant::now();
+        let deadline = now
+            .checked_add(self.settings.shutdown_grace)
+            .unwrap_or(now + Duration::from_secs(3600));
         loop {
             progress.advance();
             if progress.pending() == 0 || tokio::time::Instant::now() >= deadline {
@@ -492,6 +537,8 @@ impl Term<'_> {
             );
         }
         self.save(&selectors, &mut progress, &mut last_saved).await;
+        // Nothing is sent once the Lease is released.
+        self.dispatcher.discard_queued("shutdown deadline");
         release(leadership).await;
         end
     }
@@ -518,11 +565,24 @@ impl Term<'_> {
     }
 }
 
+/// Completes when `leadership` is lost; never without one.
+async fn lost_or_never(leadership: Option<&mut Leadership>) {
+    match leadership {
+        Some(l) => l.lost().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn release(leadership: Option<Leadership>) {
-    if let Some(l) = leadership
-        && let Err(e) = l.release().await
-    {
-        tracing::warn!(error = %e, "could not release the Lease; the next leader waits for it to expire");
+    let Some(l) = leadership else { return };
+    match tokio::time::timeout(RELEASE_TIMEOUT, l.release()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not release the Lease; the next leader waits for it to expire");
+        }
+        Err(_) => {
+            tracing::warn!("releasing the Lease timed out; the next leader waits for it to expire")
+        }
     }
 }
 
@@ -577,10 +637,7 @@ fn decide(
         }
         Ok(watcher::Event::Delete(WatchedEvent::Malformed { .. })) => return None,
         Ok(watcher::Event::InitApply(object)) => (Phase::Listing, object),
-        Ok(watcher::Event::Apply(object)) => {
-            health.watch_established();
-            (Phase::Watching, object)
-        }
+        Ok(watcher::Event::Apply(object)) => (Phase::Watching, object),
     };
     metrics.event_received();
     let event = match object {

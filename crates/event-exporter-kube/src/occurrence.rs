@@ -16,13 +16,16 @@
 //!   checkpoint and moves forward with the updates this process has decided on.
 //!
 //! The decision for an update of object `uid` at occurrence `n` and resourceVersion `rv`:
-//! 1. `uid` is remembered with an occurrence `≥ n`: a duplicate (a relist, or an update that is
+//! 1. During a relist, `rv ≤` the stream's threshold: already handled.
+//! 2. `uid` is remembered with an occurrence `≥ n`: a duplicate (a relist, or an update that is
 //!    not a new occurrence: labels, a final series PATCH).
-//! 2. `uid` is remembered with a smaller occurrence: new.
-//! 3. During a relist, `rv ≤` the stream's threshold: already handled.
+//! 3. `uid` is remembered with a smaller occurrence: new.
 //! 4. During the first list of a stream the checkpoint knows nothing about (the very first
 //!    start), an occurrence older than `maxEventAgeSeconds` is too old: upstream's meaning.
 //! 5. Otherwise: new.
+//!
+//! Once a stream has listed, it has a threshold even when the list was empty (0: everything
+//! after it is new), so a restart never applies the first start's age rule to it again.
 //!
 //! resourceVersions are compared as integers (etcd revisions, which is what every apiserver
 //! backed by etcd serves); an object whose resourceVersion is not an integer skips rule 3.
@@ -289,6 +292,12 @@ impl OccurrenceFilter {
                 }
             }
         }
+        if phase == Phase::Listing
+            && let (Some(rv), Some(threshold)) = (rv, state.threshold)
+            && rv <= threshold
+        {
+            return Verdict::Handled;
+        }
         if let Some(known) = self.seen.get(uid) {
             if known >= n {
                 return Verdict::Duplicate;
@@ -296,17 +305,11 @@ impl OccurrenceFilter {
             self.seen.insert(uid, n);
             return Verdict::New;
         }
-        if phase == Phase::Listing {
-            if let (Some(rv), Some(threshold)) = (rv, state.threshold)
-                && rv <= threshold
-            {
-                return Verdict::Handled;
-            }
-            if state.first_start
-                && occurred_at_ms(event).is_some_and(|at| now_ms.saturating_sub(at) > max_age_ms)
-            {
-                return Verdict::TooOld;
-            }
+        if phase == Phase::Listing
+            && state.first_start
+            && occurred_at_ms(event).is_some_and(|at| now_ms.saturating_sub(at) > max_age_ms)
+        {
+            return Verdict::TooOld;
         }
         self.seen.insert(uid, n);
         Verdict::New
@@ -317,9 +320,8 @@ impl OccurrenceFilter {
     /// threshold: the watermark to reach once what the list exported is delivered.
     pub fn listed(&mut self, stream: usize) -> Option<u64> {
         let state = self.streams.get_mut(stream)?;
-        if let Some(max) = state.listing_max.take() {
-            state.threshold = Some(state.threshold.map_or(max, |t| t.max(max)));
-        }
+        let max = state.listing_max.take().unwrap_or(0);
+        state.threshold = Some(state.threshold.map_or(max, |t| t.max(max)));
         state.first_start = false;
         state.threshold
     }
@@ -455,6 +457,11 @@ mod tests {
         f.relisting(0);
         assert_eq!(
             f.decide(0, Phase::Listing, &ev("d", 140, 1, 0), NOW),
+            Verdict::Handled
+        );
+        // Remembered, and changed since without a new occurrence (a label).
+        assert_eq!(
+            f.decide(0, Phase::Listing, &ev("d", 145, 1, 0), NOW),
             Verdict::Duplicate
         );
         assert_eq!(
@@ -467,6 +474,19 @@ mod tests {
                 .is_new()
         );
         f.listed(0);
+    }
+
+    #[test]
+    fn an_empty_first_list_still_ends_the_first_start() {
+        let mut f = OccurrenceFilter::new(&[None], [], 100, 5_000);
+        assert_eq!(f.listed(0), Some(0), "a threshold to checkpoint");
+        // A restart from that checkpoint: what is listed now was created since, however old
+        // its timestamps look.
+        let mut f = OccurrenceFilter::new(&[Some(0)], [], 100, 5_000);
+        assert!(
+            f.decide(0, Phase::Listing, &ev("a", 7, 1, 9999), NOW)
+                .is_new()
+        );
     }
 
     #[test]

@@ -8,12 +8,14 @@
 //! alive.
 //!
 //! A stream's **watermark** is the resourceVersion of its latest update such that it and every
-//! update decided before it have finished. Occurrences that finished out of order (a fast
-//! receiver ahead of a slow one) are listed in the checkpoint as **recent**, with the last few
-//! thousand finished ones, so that a restart skips them too.
+//! update decided before it have finished. Finished occurrences — those the watermark has passed
+//! and those that finished out of order (a fast receiver ahead of a slow one) — are remembered,
+//! the last few thousand of them, as the checkpoint's **recent** list, so that a restart skips
+//! them too.
 //!
-//! Memory is bounded by what is pending (itself bounded by the receivers' queues): consecutive
-//! updates that needed no delivery collapse into one marker.
+//! Memory is bounded by what is unfinished (itself bounded by the receivers' queues): an entry
+//! that finished behind an unfinished one gives up its event and collapses with its finished
+//! neighbours into one marker ([`advance`](Progress::advance)).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
@@ -135,7 +137,8 @@ impl Progress {
         self.recent.push_back(key);
     }
 
-    /// Retires finished entries from the front.
+    /// Retires finished entries from the front, and collapses the finished ones behind an
+    /// unfinished entry into markers (their occurrences remembered, their events released).
     pub fn advance(&mut self) {
         while self.pending.front().is_some_and(Pending::finished) {
             let Some(done) = self.pending.pop_front() else {
@@ -148,29 +151,45 @@ impl Progress {
                 self.remember(key);
             }
         }
+        if self
+            .pending
+            .iter()
+            .skip(1)
+            .any(|p| p.event.is_some() && p.finished())
+        {
+            let mut kept: VecDeque<Pending> = VecDeque::with_capacity(self.pending.len());
+            for mut p in std::mem::take(&mut self.pending) {
+                if p.finished() {
+                    if let Some(key) = p.key.take() {
+                        self.remember(key);
+                    }
+                    p.event = None;
+                    if let Some(back) = kept.back_mut()
+                        && back.stream == p.stream
+                        && back.event.is_none()
+                        && back.key.is_none()
+                    {
+                        back.rv = back.rv.max(p.rv);
+                        continue;
+                    }
+                }
+                kept.push_back(p);
+            }
+            self.pending = kept;
+        }
     }
 
     /// Occurrences still being delivered.
     pub fn pending(&self) -> usize {
-        self.pending
-            .iter()
-            .filter(|p| p.key.is_some() && !p.finished())
-            .count()
+        self.pending.iter().filter(|p| !p.finished()).count()
     }
 
     /// What a checkpoint written now records.
     pub fn snapshot(&mut self) -> ProgressSnapshot {
         self.advance();
-        let mut recent: Vec<(UidKey, u32)> = self.recent.iter().copied().collect();
-        recent.extend(
-            self.pending
-                .iter()
-                .filter(|p| p.finished())
-                .filter_map(|p| p.key),
-        );
         ProgressSnapshot {
             watermarks: self.watermarks.clone(),
-            recent,
+            recent: self.recent.iter().copied().collect(),
             pending: self.pending(),
         }
     }
@@ -200,7 +219,7 @@ mod tests {
         drop(slow);
         let s = p.snapshot();
         assert_eq!(s.watermarks, vec![Some(13)]);
-        assert_eq!(s.recent, vec![(UidKey(1), 1), (UidKey(2), 1)]);
+        assert_eq!(s.recent, vec![(UidKey(2), 1), (UidKey(1), 1)]);
         assert_eq!(s.pending, 0);
     }
 
@@ -214,6 +233,24 @@ mod tests {
         assert_eq!(p.snapshot().watermarks, vec![None, Some(5)]);
         drop(e);
         assert_eq!(p.snapshot().watermarks, vec![Some(40), Some(41)]);
+    }
+
+    #[test]
+    fn finished_entries_behind_a_stuck_one_release_their_events() {
+        let mut p = Progress::new(vec![Some(0)], 1000);
+        let stuck = event();
+        p.exported(0, Some(1), (UidKey(0), 1), &stuck);
+        for i in 1..=500u64 {
+            let e = event();
+            p.exported(0, Some(i + 1), (UidKey(u128::from(i)), 1), &e);
+        }
+        let s = p.snapshot();
+        assert_eq!(p.pending.len(), 2, "the stuck entry and one marker");
+        assert_eq!(s.pending, 1);
+        assert_eq!(s.recent.len(), 500);
+        assert_eq!(s.watermarks, vec![Some(0)]);
+        drop(stuck);
+        assert_eq!(p.snapshot().watermarks, vec![Some(501)]);
     }
 
     #[test]

@@ -108,8 +108,14 @@ pub trait MetricsSource: Send + Sync {
 struct HealthState {
     established: bool,
     failing_since: Option<Instant>,
+    last_failure: Option<Instant>,
     standby: bool,
 }
+
+/// A failure streak ends when no watch error has been seen for this long (the watch's backoff
+/// is at most 30 s, so a watch that keeps failing reports more often). A watch that recovered
+/// reports nothing, so silence is how its recovery shows.
+pub const STREAK_GAP: Duration = Duration::from_secs(60);
 
 /// The watch's health as `/healthz` and `/readyz` report it; shared as `Arc<Health>`.
 ///
@@ -149,9 +155,14 @@ impl Health {
     /// The watch reported an error; the first error of a streak starts the unhealthy clock.
     pub fn watch_failed(&self) {
         let mut s = self.state();
-        if s.failing_since.is_none() {
-            s.failing_since = Some(Instant::now());
+        let now = Instant::now();
+        let streak_over = s
+            .last_failure
+            .is_none_or(|last| now.saturating_duration_since(last) > STREAK_GAP);
+        if s.failing_since.is_none() || streak_over {
+            s.failing_since = Some(now);
         }
+        s.last_failure = Some(now);
     }
 
     /// Marks this replica as a standby (not the leader, so not watching) or as the leader.
@@ -171,7 +182,13 @@ impl Health {
 
     fn failing_too_long(&self, s: &HealthState) -> Option<Duration> {
         let since = s.failing_since?;
-        let failing = Instant::now().saturating_duration_since(since);
+        let now = Instant::now();
+        if s.last_failure
+            .is_none_or(|last| now.saturating_duration_since(last) > STREAK_GAP)
+        {
+            return None;
+        }
+        let failing = now.saturating_duration_since(since);
         (failing > self.unhealthy_after).then_some(failing)
     }
 
@@ -403,6 +420,21 @@ mod tests {
 
         h.watch_established();
         assert!(h.ready() && h.healthy());
+
+        // One error, then a recovery that reports nothing: the streak ends with the silence.
+        h.watch_failed();
+        tokio::time::advance(STREAK_GAP + Duration::from_secs(1)).await;
+        assert!(h.healthy());
+        tokio::time::advance(Duration::from_secs(600)).await;
+        assert!(h.healthy(), "a quiet cluster after one error stays healthy");
+        // Errors that keep coming (every 30 s, the watch's longest backoff) are one streak.
+        h.watch_failed();
+        for _ in 0..3 {
+            tokio::time::advance(Duration::from_secs(30)).await;
+            h.watch_failed();
+        }
+        assert!(!h.healthy());
+        h.watch_established();
 
         // A standby replica is ready and healthy; becoming the leader needs a new list.
         h.watch_failed();

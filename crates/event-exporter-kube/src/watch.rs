@@ -94,7 +94,7 @@ impl WatchSettings {
     pub fn selectors(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for reason in &self.reasons {
-            let sel = format!("reason={}", reason.trim());
+            let sel = format!("reason={}", escape_selector_value(reason.trim()));
             if !reason.trim().is_empty() && !out.contains(&sel) {
                 out.push(sel);
             }
@@ -104,6 +104,19 @@ impl WatchSettings {
         }
         out
     }
+}
+
+/// A field selector value with `\`, `,` and `=` escaped (as apimachinery's
+/// `fields.EscapeValue`), so a reason cannot change the selector's meaning.
+fn escape_selector_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if matches!(c, '\\' | ',' | '=') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// One item of the merged watch: which stream, and what the watcher said.
@@ -157,6 +170,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.selectors(), vec!["reason=Upgrading", "reason=X"]);
+        let s = WatchSettings {
+            reasons: vec![r"a,b=c\d".into()],
+            ..Default::default()
+        };
+        assert_eq!(s.selectors(), vec![r"reason=a\,b\=c\\d"]);
     }
 
     #[test]

@@ -308,6 +308,20 @@ impl Dispatcher {
         }
     }
 
+    /// Drops every queued delivery (counted as dropped, with `why`), keeping the dispatcher
+    /// running: for a replica that lost its Lease, whose queued deliveries are now the new
+    /// leader's to make. A delivery a worker is sending finishes. Returns how many were dropped.
+    pub fn discard_queued(&self, why: &'static str) -> usize {
+        let mut dropped = 0;
+        for r in &self.receivers {
+            for d in &r.queue.drain() {
+                events::dropped(&r.stats, &r.name, d, why);
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
     /// Deliveries waiting, per receiver.
     pub fn queue_depths(&self) -> Vec<(&str, usize)> {
         self.receivers
