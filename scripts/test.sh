@@ -7,3 +7,4 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
 cargo bench --workspace --locked --no-run
+./scripts/test-deploy.sh
