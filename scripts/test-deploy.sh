@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tests of the deploy artefacts: the Helm chart (deploy/helm/event-exporter) and the kustomize
-# manifests (deploy/kubernetes). Installs nothing (.ci/run does); fails clearly if a tool is
-# missing. For each rendering:
+# manifests (deploy/kubernetes). Installs the Python packages it needs when they are missing;
+# fails clearly if another tool is. For each rendering:
 #   - every object validates against the Kubernetes schemas (kubernetes-validate, strict);
 #   - the config.yaml validates with `event-exporter check`, with exactly the environment the
 #     Deployment gives the container (a ${VAR} it does not get fails), and holds no secret;
@@ -21,8 +21,14 @@ shared=${SHARED_DIR:-$repo/../shared}
 helm_template=$shared/tools/helm-template/run.sh
 [ -x "$helm_template" ] || fail "the helm-template tool is missing: $helm_template (set SHARED_DIR to the directory holding tools/helm-template)"
 command -v kubectl >/dev/null || fail "kubectl is missing (needed for kubectl kustomize)"
-python3 -c 'import yaml, jsonschema, kubernetes_validate' 2>/dev/null \
-  || fail "python packages missing: python3 -m pip install kubernetes-validate pyyaml jsonschema (.ci/run does)"
+# On a fresh machine the Python checkers' packages are installed here (from PyPI), and the
+# helm-template tool apt-installs Go and sprig on its first use.
+export DEBIAN_FRONTEND=noninteractive
+if ! python3 -c 'import yaml, jsonschema, kubernetes_validate' 2>/dev/null; then
+  step "installing kubernetes-validate, pyyaml, jsonschema (pip)"
+  python3 -m pip install -q kubernetes-validate pyyaml jsonschema </dev/null >/dev/null \
+    || fail "could not install kubernetes-validate pyyaml jsonschema with pip"
+fi
 # The binary under test: $EVENT_EXPORTER_BIN, else the workspace's debug build (built here; a
 # no-op after `cargo test`).
 if [ -z "${EVENT_EXPORTER_BIN:-}" ]; then
