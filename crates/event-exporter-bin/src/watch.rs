@@ -115,8 +115,9 @@ async fn run(path: &Path, config: Config, opts: &WatchOptions) -> anyhow::Result
     } else {
         10
     };
-    // The Lease and the checkpoint get a client of their own: renewals must not queue behind
-    // an enrichment burst in the rate limiter, or leadership would flap under load.
+    // The watch, the Lease and the checkpoint use a client of their own: `kubeQPS` limits
+    // lookups, and must neither make a relist of 100k events take minutes (200 pages) nor
+    // hold Lease renewals behind a burst of lookups (leadership would flap).
     let coordination =
         kube::Client::try_from(kube_config.clone()).context("building the API client")?;
     let client = rate_limited_client(kube_config, qps, burst).context("building the API client")?;
@@ -169,7 +170,7 @@ async fn run(path: &Path, config: Config, opts: &WatchOptions) -> anyhow::Result
         ..ExporterSettings::default()
     };
     let mut exporter = Exporter::new(
-        client.clone(),
+        coordination.clone(),
         router,
         receivers,
         Arc::clone(&metrics),

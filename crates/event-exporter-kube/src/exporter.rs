@@ -60,6 +60,9 @@ pub struct ExporterSettings {
     pub enrich_concurrency: usize,
     /// After a stop, how long deliveries under way may still take.
     pub shutdown_grace: Duration,
+    /// How long an event waits for room in a full receiver queue before that receiver drops
+    /// its oldest delivery (see [`Dispatcher::dispatch_patiently`]).
+    pub queue_patience: Duration,
     /// This process's identity (the Lease holder; the checkpoint's writer).
     pub identity: String,
 }
@@ -74,6 +77,7 @@ impl Default for ExporterSettings {
             remembered_occurrences: 65_536,
             enrich_concurrency: 16,
             shutdown_grace: Duration::from_secs(25),
+            queue_patience: Duration::from_secs(1),
             identity: String::new(),
         }
     }
@@ -498,7 +502,7 @@ impl Term<'_> {
                         tracing::error!("the event watch ended; stopping");
                         break TermEnd::WatchEnded;
                     };
-                    self.deliver(item, &mut progress);
+                    self.deliver(item, &mut progress).await;
                     handled = handled.wrapping_add(1);
                     if handled.is_multiple_of(1024) {
                         progress.advance();
@@ -543,7 +547,7 @@ impl Term<'_> {
         end
     }
 
-    fn deliver(&self, item: Ready, progress: &mut Progress) {
+    async fn deliver(&self, item: Ready, progress: &mut Progress) {
         match item {
             Ready::Skip { stream, rv } => progress.skipped(stream, rv),
             Ready::Export {
@@ -553,7 +557,11 @@ impl Term<'_> {
                 event,
             } => {
                 let tracked = Arc::clone(&event);
-                if self.dispatcher.dispatch(event) == 0 {
+                let reached = self
+                    .dispatcher
+                    .dispatch_patiently(event, self.settings.queue_patience)
+                    .await;
+                if reached == 0 {
                     self.metrics.event_discarded(Discard::NoRoute);
                     progress.skipped(stream, rv);
                 } else {

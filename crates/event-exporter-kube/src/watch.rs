@@ -36,15 +36,26 @@ pub enum WatchedEvent {
 impl<'de> Deserialize<'de> for WatchedEvent {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(deserializer)?;
-        let metadata = value.get("metadata").cloned();
+        // What a log line about a malformed object needs, taken before the value is consumed
+        // (the whole metadata, managedFields included, would be a copy per event).
+        let field = |name: &str| {
+            value
+                .get("metadata")
+                .and_then(|m| m.get(name))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let brief = ObjectMeta {
+            name: field("name"),
+            namespace: field("namespace"),
+            uid: field("uid"),
+            resource_version: field("resourceVersion"),
+            ..ObjectMeta::default()
+        };
         match CoreEvent::deserialize(value) {
             Ok(event) => Ok(Self::Event(Box::new(event))),
             Err(error) => Ok(Self::Malformed {
-                metadata: Box::new(
-                    metadata
-                        .and_then(|m| ObjectMeta::deserialize(m).ok())
-                        .unwrap_or_default(),
-                ),
+                metadata: Box::new(brief),
                 error: error.to_string().into(),
             }),
         }

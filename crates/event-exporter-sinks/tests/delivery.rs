@@ -246,6 +246,48 @@ async fn a_stuck_receiver_neither_blocks_others_nor_grows_without_bound() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn patient_dispatch_absorbs_bursts_and_cuts_a_stuck_receiver_loose_once() {
+    // "slow" takes 10 ms per delivery: a burst of 20 into a 3-slot queue waits for room and
+    // loses nothing. "stuck" never finishes: the first event waits one patience for it, then
+    // it drops its oldest at once until it drains.
+    let slow = Scripted::new("slow", vec![], Some(Duration::from_millis(10)));
+    let stuck = Scripted::new("stuck", vec![], Some(Duration::from_secs(3600)));
+    let d = Dispatcher::start(
+        router(&["slow", "stuck"]),
+        vec![
+            Box::new(Shared(slow.clone())),
+            Box::new(Shared(stuck.clone())),
+        ],
+        options(3),
+    );
+    let patience = Duration::from_millis(500);
+    let started = Instant::now();
+    let mut waited = Vec::new();
+    for i in 0..20 {
+        let before = Instant::now();
+        assert_eq!(
+            d.dispatch_patiently(event(&format!("e{i}")), patience)
+                .await,
+            2
+        );
+        waited.push(before.elapsed());
+    }
+    // Exactly one dispatch waited out the whole patience (the one that found "stuck" full).
+    assert_eq!(
+        waited.iter().filter(|w| **w >= patience).count(),
+        1,
+        "{waited:?}"
+    );
+    assert!(started.elapsed() < patience * 2, "{:?}", started.elapsed());
+    let stats = d.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(stats[0].1.sent, 20, "the burst was delivered in full");
+    assert_eq!(stats[0].1.dropped, 0);
+    // The stuck receiver: 1 in flight + 3 queued held, 16 dropped (all counted).
+    assert_eq!(stats[1].1.dropped, 20);
+    assert_eq!(stats[1].1.sent, 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_receiver_reached_twice_gets_two_deliveries_in_order() {
     let sink = Scripted::new("a", vec![], None);
     let d = Dispatcher::start(

@@ -129,6 +129,8 @@ struct Receiver {
     queue: Arc<DeliveryQueue>,
     stats: Arc<ReceiverStats>,
     worker: JoinHandle<()>,
+    /// Its queue stayed full for a whole patience (see [`Dispatcher::dispatch_patiently`]).
+    congested: std::sync::atomic::AtomicBool,
 }
 
 /// Reads a [`Dispatcher`]'s per-receiver counters and queue depths from anywhere.
@@ -242,6 +244,7 @@ impl Dispatcher {
                     queue,
                     stats,
                     worker,
+                    congested: std::sync::atomic::AtomicBool::new(false),
                 }
             })
             .collect();
@@ -267,6 +270,50 @@ impl Dispatcher {
             }
         });
         queued
+    }
+
+    /// Like [`dispatch`](Self::dispatch), but a full queue first waits up to `patience` for
+    /// room, so a burst larger than a queue is delivered rather than dropped. A receiver whose
+    /// queue stays full that long is *congested* (its worker is stuck, retrying a dead
+    /// endpoint): until its queue has drained to half, it drops its oldest deliveries at once
+    /// (counted, and logged once per episode), so a stuck receiver holds the others back by
+    /// one `patience` at most. Await it to completion (see [`DeliveryQueue::push_within`]).
+    pub async fn dispatch_patiently(&self, event: Arc<EnrichedEvent>, patience: Duration) -> usize {
+        let mut reached = Vec::new();
+        self.router.route_into(&event.view(), &mut reached);
+        for id in &reached {
+            let Some(r) = self.receivers.get(id.index()) else {
+                continue;
+            };
+            let delivery = Delivery::new(Arc::clone(&event));
+            let congested = r.congested.load(Ordering::Relaxed);
+            let pushed = if congested && r.queue.len() > r.queue.capacity() / 2 {
+                r.queue.push(delivery)
+            } else {
+                if congested {
+                    r.congested.store(false, Ordering::Relaxed);
+                    tracing::info!(receiver = %r.name, "queue drained: no longer dropping");
+                }
+                let pushed = r.queue.push_within(delivery, patience).await;
+                if matches!(pushed, Pushed::DroppedOldest(_)) {
+                    r.congested.store(true, Ordering::Relaxed);
+                    tracing::warn!(
+                        receiver = %r.name,
+                        ?patience,
+                        "queue full: dropping its oldest deliveries until it drains to half"
+                    );
+                }
+                pushed
+            };
+            match pushed {
+                Pushed::Queued => {}
+                Pushed::DroppedOldest(old) => {
+                    events::dropped(&r.stats, &r.name, &old, "queue full")
+                }
+                Pushed::Closed(d) => events::dropped(&r.stats, &r.name, &d, "shutting down"),
+            }
+        }
+        reached.len()
     }
 
     /// Like [`dispatch`](Self::dispatch), but waits for room in full queues instead of dropping:

@@ -103,6 +103,32 @@ impl DeliveryQueue {
         }
     }
 
+    /// Queues `delivery`, waiting up to `patience` for room; after that, drops the oldest
+    /// delivery as [`push`](Self::push) does. A cancelled call loses `delivery` (neither
+    /// queued nor handed back): await it to completion.
+    pub async fn push_within(&self, delivery: Delivery, patience: std::time::Duration) -> Pushed {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let room = self.space.notified();
+            {
+                let mut state = self.lock();
+                if state.closed {
+                    return Pushed::Closed(Box::new(delivery));
+                }
+                if state.items.len() < self.capacity {
+                    state.items.push_back(delivery);
+                    drop(state);
+                    self.notify.notify_one();
+                    return Pushed::Queued;
+                }
+            }
+            tokio::select! {
+                () = room => {}
+                () = tokio::time::sleep_until(deadline) => return self.push(delivery),
+            }
+        }
+    }
+
     /// The next delivery; `None` once the queue is closed and empty.
     pub async fn pop(&self) -> Option<Delivery> {
         loop {
