@@ -29,7 +29,7 @@ use std::time::Duration;
 use event_exporter_core::{EnrichedEvent, Router};
 use event_exporter_sinks::BuiltReceiver;
 use event_exporter_sinks::delivery::{DispatchObserver, Dispatcher, StatsSnapshot};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Event as CoreEvent;
 use kube::runtime::watcher;
 use tokio::sync::mpsc;
@@ -189,6 +189,13 @@ enum TermEnd {
     /// The watch reader ended (it never does on its own: a panic).
     WatchEnded,
 }
+
+/// Watch items the reader hands over at once, at most.
+const READER_BATCH: usize = 128;
+
+/// Batches the reader may be ahead of the pipeline (so at most `READER_BATCH ×
+/// READER_BATCHES` decoded events wait in memory while lookups or a full queue hold it back).
+const READER_BATCHES: usize = 8;
 
 /// How long one checkpoint save may take before it is given up (and retried at the next tick).
 const SAVE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -437,12 +444,22 @@ impl Term<'_> {
         let mut last_saved = cp;
 
         // The reader task keeps reading the watch whatever the pipeline is doing.
-        let (tx, rx) = mpsc::channel::<WatchItem>(8192);
+        // Items travel in batches of what the watch has already decoded: one wake-up of the
+        // pipeline per batch, not per event.
+        let (tx, rx) = mpsc::channel::<Vec<WatchItem>>(READER_BATCHES);
         let stream = watch::event_stream(self.client.clone(), &self.settings.watch);
         let reader = tokio::spawn(async move {
             let mut stream = pin!(stream);
             while let Some(item) = stream.next().await {
-                if tx.send(item).await.is_err() {
+                let mut batch = Vec::with_capacity(READER_BATCH);
+                batch.push(item);
+                while batch.len() < READER_BATCH {
+                    match stream.next().now_or_never() {
+                        Some(Some(item)) => batch.push(item),
+                        _ => break,
+                    }
+                }
+                if tx.send(batch).await.is_err() {
                     break;
                 }
             }
@@ -451,7 +468,8 @@ impl Term<'_> {
         let mut listed = vec![false; selectors.len()];
         let metrics = self.metrics;
         let health = self.health;
-        let steps = tokio_stream_from(rx).filter_map(|(stream, item)| {
+        let items = tokio_stream_from(rx).flat_map(futures::stream::iter);
+        let steps = items.filter_map(|(stream, item)| {
             let step = decide(&mut filter, &mut listed, metrics, health, stream, item);
             futures::future::ready(step)
         });
