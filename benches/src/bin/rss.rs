@@ -20,10 +20,10 @@
 //! - `export-all`: `maxEventAgeSeconds` of ~30 years: every listed event is exported once, the
 //!   worst case (e.g. a restart whose checkpoint is behind all of them). Waits until every
 //!   event is delivered or dropped before the steady window. `--queue-size` sets the
-//!   receiver's `queueSize` (default: the default 1024; the live path drops the oldest when full).
+//!   receiver's `queueSize` (default: the default 1024; a full queue makes the relist wait).
 //!
 //! Other flags: `--seconds S` (steady window, default 10), `--kube-qps Q` (sets `kubeQPS` and
-//! `kubeBurst`; the default 5/10 also paces the initial list's 500-event pages), `--bin-dir DIR`
+//! `kubeBurst`, which limit lookups; the watch is not paced by them), `--bin-dir DIR`
 //! (where the binaries are), `--keep` (keep the temp dir with configs and logs).
 
 use std::io::{BufRead, BufReader, Read, Write};
