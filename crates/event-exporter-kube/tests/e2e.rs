@@ -207,6 +207,29 @@ fn start(setup: Setup<'_>) -> Running {
     }
 }
 
+/// What every test starts with: a fake API server, a webhook collector, and a config routing
+/// every event to it.
+struct World {
+    server: FakeApiServer,
+    cluster: Cluster,
+    collector: Collector,
+    config: Config,
+}
+
+impl World {
+    async fn start() -> Self {
+        let server = FakeApiServer::start().await.unwrap();
+        let cluster = server.cluster();
+        let (collector, addr) = Collector::start().await;
+        Self {
+            server,
+            cluster,
+            collector,
+            config: config(addr),
+        }
+    }
+}
+
 /// One replica without leader election.
 fn single(
     server: &FakeApiServer,
@@ -336,10 +359,12 @@ fn temp_path(name: &str) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_mid_stream_delivers_every_occurrence_exactly_once() {
-    let server = FakeApiServer::start().await.unwrap();
-    let cluster = server.cluster();
-    let (collector, addr) = Collector::start().await;
-    let config = config(addr);
+    let World {
+        server,
+        cluster,
+        collector,
+        config,
+    } = World::start().await;
     let path = temp_path("restart");
     let store = || -> Arc<dyn CheckpointStore> { Arc::new(FileCheckpointStore::new(&path)) };
     let mut events = Events::default();
@@ -383,10 +408,12 @@ async fn restart_mid_stream_delivers_every_occurrence_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_410_mid_stream_relists_without_repeating() {
-    let server = FakeApiServer::start().await.unwrap();
-    let cluster = server.cluster();
-    let (collector, addr) = Collector::start().await;
-    let config = config(addr);
+    let World {
+        server,
+        cluster,
+        collector,
+        config,
+    } = World::start().await;
     let mut events = Events::default();
     let running = single(&server, &config, None, "a");
     for i in 0..10 {
@@ -421,10 +448,12 @@ async fn a_410_mid_stream_relists_without_repeating() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_is_down_gets_its_events_when_it_returns() {
-    let server = FakeApiServer::start().await.unwrap();
-    let cluster = server.cluster();
-    let (collector, addr) = Collector::start().await;
-    let config = config(addr);
+    let World {
+        server,
+        cluster,
+        collector,
+        config,
+    } = World::start().await;
     let mut events = Events::default();
     let running = single(&server, &config, None, "a");
     collector.down.store(true, Ordering::SeqCst);
@@ -482,10 +511,12 @@ async fn checkpoint_reaches(cluster: &Cluster, rv: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_one_delivers_and_the_other_takes_over() {
-    let server = FakeApiServer::start().await.unwrap();
-    let cluster = server.cluster();
-    let (collector, addr) = Collector::start().await;
-    let config = config(addr);
+    let World {
+        server,
+        cluster,
+        collector,
+        config,
+    } = World::start().await;
     let mut events = Events::default();
     let replica = |identity: &'static str| {
         let store: Arc<dyn CheckpointStore> = Arc::new(ConfigMapCheckpointStore::new(
@@ -548,10 +579,12 @@ async fn two_replicas_one_delivers_and_the_other_takes_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_logged_counted_and_survived() {
-    let server = FakeApiServer::start().await.unwrap();
-    let cluster = server.cluster();
-    let (collector, addr) = Collector::start().await;
-    let config = config(addr);
+    let World {
+        server,
+        cluster,
+        collector,
+        config,
+    } = World::start().await;
     let path = temp_path("corrupt");
     std::fs::write(&path, "{ not a checkpoint").unwrap();
     let mut events = Events::default();
@@ -590,11 +623,13 @@ async fn bad_input_is_logged_counted_and_survived() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forbidden_rbac_is_retried_not_fatal() {
-    let server = FakeApiServer::start().await.unwrap();
-    let cluster = server.cluster();
+    let World {
+        server,
+        cluster,
+        config,
+        ..
+    } = World::start().await;
     cluster.forbid("list", "events");
-    let (_collector, addr) = Collector::start().await;
-    let config = config(addr);
     let running = single(&server, &config, None, "a");
     for _ in 0..500 {
         if !running.live.render().contains("ee_watch_errors_total 0") {
@@ -624,10 +659,12 @@ async fn trickle(cluster: Cluster, prefix: &'static str, n: usize) -> Events {
 /// `b` has delivered every event at least once and has stopped: the collector, the events, and
 /// how many deliveries `a` made.
 async fn interrupted(name: &str, crash: bool) -> (Collector, Events, usize) {
-    let server = FakeApiServer::start().await.unwrap();
-    let cluster = server.cluster();
-    let (collector, addr) = Collector::start().await;
-    let config = config(addr);
+    let World {
+        server,
+        cluster,
+        collector,
+        config,
+    } = World::start().await;
     let path = temp_path(name);
     let store = || -> Arc<dyn CheckpointStore> { Arc::new(FileCheckpointStore::new(&path)) };
     let a = single(&server, &config, Some(store()), "a");
