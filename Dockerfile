@@ -1,14 +1,15 @@
 # syntax=docker/dockerfile:1
 # The event-exporter image: docker build -t event-exporter .
 #
-# Build stage: the workspace's release binary, with the locked dependencies.
+# Build stage: the workspace's release binary, with the locked dependencies (stripped: the
+# release profile keeps line tables for benchmarks and profiles, the image does not need them).
 FROM rust:1.89-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p event-exporter-bin \
- && install -D -m 0755 target/release/event-exporter /out/event-exporter
+  && install -s -D -m 0755 target/release/event-exporter /out/event-exporter
 
 # Runtime: distroless "cc" (glibc, libgcc, CA certificates; no shell, no package manager).
 # The binary links glibc dynamically (TLS is rustls with ring: no OpenSSL), so it needs cc
