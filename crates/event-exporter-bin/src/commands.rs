@@ -12,21 +12,10 @@ use serde_json::{Value, json};
 use event_exporter_sinks::delivery::Dispatcher;
 
 use crate::events::{self, Record};
-use crate::load::{Loaded, load};
+use crate::load::{Loaded, load, report};
 
 fn load_or_report(config: &Path, build_sinks: bool) -> Result<Loaded, ExitCode> {
-    load(config, build_sinks).map_err(|problems| {
-        for p in &problems {
-            eprintln!("error: {p}");
-        }
-        eprintln!(
-            "{}: {} problem{} found",
-            config.display(),
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" }
-        );
-        ExitCode::FAILURE
-    })
+    load(config, build_sinks).map_err(|problems| report(config, &problems))
 }
 
 /// `check`.
@@ -36,8 +25,8 @@ pub(crate) fn check(config: &Path) -> anyhow::Result<ExitCode> {
             println!(
                 "{}: ok ({} receiver{})",
                 config.display(),
-                loaded.sinks.len(),
-                if loaded.sinks.len() == 1 { "" } else { "s" }
+                loaded.receivers.len(),
+                if loaded.receivers.len() == 1 { "" } else { "s" }
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -128,14 +117,14 @@ pub(crate) fn render(
         Err(code) => return Ok(code),
     };
     if let Some(name) = only
-        && !loaded.sinks.iter().any(|s| s.name() == name)
+        && !loaded.receivers.iter().any(|(s, _)| s.name() == name)
     {
         anyhow::bail!(
             "--receiver {name}: no such receiver (defined: {})",
             loaded
-                .sinks
+                .receivers
                 .iter()
-                .map(|s| s.name())
+                .map(|(s, _)| s.name())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -156,7 +145,7 @@ pub(crate) fn render(
         };
         loaded.router.route_into(&ev.view(), &mut reached);
         for id in &reached {
-            let Some(sink) = loaded.sinks.get(id.index()) else {
+            let Some((sink, _)) = loaded.receivers.get(id.index()) else {
                 continue;
             };
             if only.is_some_and(|n| n != sink.name()) {
@@ -221,8 +210,7 @@ pub(crate) fn run(config: &Path, events_path: &Path, grace: Duration) -> anyhow:
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let receivers = loaded.sinks.into_iter().zip(loaded.options).collect();
-        let dispatcher = Dispatcher::start_each(loaded.router, receivers);
+        let dispatcher = Dispatcher::start_each(loaded.router, loaded.receivers);
         let signal = shutdown_signal();
         tokio::pin!(signal);
         let mut bad = 0usize;

@@ -123,8 +123,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(go_style_args(std::env::args_os()));
     let config = cli.config.unwrap_or_else(|| PathBuf::from("config.yaml"));
     if cli.command.is_none() {
-        let Some(loaded) = watch::load_config(&config) else {
-            return ExitCode::FAILURE;
+        let loaded = match load::read(&config) {
+            Ok(loaded) => loaded,
+            Err(problems) => return load::report(&config, &problems),
         };
         init_logging(&loaded.log_level, &loaded.log_format);
         let opts = watch::WatchOptions {

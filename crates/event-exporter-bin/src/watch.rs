@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use event_exporter_core::{Config, Router};
+use event_exporter_core::Config;
 use event_exporter_kube::checkpoint::{
     CheckpointStore, ConfigMapCheckpointStore, FileCheckpointStore,
 };
@@ -17,8 +17,10 @@ use event_exporter_kube::metrics::Metrics;
 use event_exporter_kube::server::{self, Health};
 use event_exporter_kube::threads::ConfigMapThreadStores;
 use event_exporter_kube::watch::WatchSettings;
+use event_exporter_sinks::BuildEnv;
 use event_exporter_sinks::proxy::ProxySettings;
-use event_exporter_sinks::{BuildEnv, build_receivers_in, default_delivery};
+
+use crate::load::{self, Receivers};
 
 /// The watch command's flags.
 #[derive(Debug, Clone)]
@@ -63,19 +65,6 @@ async fn kube_config(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Config> 
     }
 }
 
-/// Loads `path`, reporting every problem; `None` after reporting.
-pub(crate) fn load_config(path: &Path) -> Option<Config> {
-    match Config::load_file(path) {
-        Ok(c) => Some(c),
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("error: {}: {e}", path.display());
-            }
-            None
-        }
-    }
-}
-
 /// Runs the exporter until SIGTERM or Ctrl-C.
 pub(crate) fn watch(path: &Path, config: Config, opts: &WatchOptions) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -86,41 +75,24 @@ pub(crate) fn watch(path: &Path, config: Config, opts: &WatchOptions) -> anyhow:
 }
 
 async fn run(path: &Path, config: Config, opts: &WatchOptions) -> anyhow::Result<ExitCode> {
-    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    let names: Vec<&str> = config.receivers.iter().map(|r| r.name.as_str()).collect();
-    let router = match Router::compile(&config.route, &names) {
-        Ok(r) => r,
-        Err(errs) => {
-            for e in &errs.errors {
-                eprintln!("error: {}", at(e));
-            }
-            return Ok(ExitCode::FAILURE);
-        }
+    // The routes first: a broken config is refused before any connection is made.
+    let router = match load::routes(path, &config) {
+        Ok(router) => router,
+        Err(problems) => return Ok(load::report(path, &problems)),
     };
-    for w in router.warnings() {
-        tracing::warn!("{}", at(w));
-    }
     let listen = server::parse_listen_address(&opts.metrics_address)
         .with_context(|| format!("--metrics-address {}", opts.metrics_address))?;
 
     let kube_config = kube_config(opts.kubeconfig.as_deref()).await?;
     let namespace = own_namespace(&kube_config);
-    let qps = if config.kube_qps > 0.0 {
-        config.kube_qps
-    } else {
-        5.0
-    };
-    let burst = if config.kube_burst > 0 {
-        config.kube_burst
-    } else {
-        10
-    };
     // The watch, the Lease and the checkpoint use a client of their own: `kubeQPS` limits
     // lookups, and must neither make a relist of 100k events take minutes (200 pages) nor
     // hold Lease renewals behind a burst of lookups (leadership would flap).
     let coordination =
         kube::Client::try_from(kube_config.clone()).context("building the API client")?;
-    let client = rate_limited_client(kube_config, qps, burst).context("building the API client")?;
+    // (0, unset, means upstream's defaults: 5 and 10.)
+    let client = rate_limited_client(kube_config, config.kube_qps, config.kube_burst)
+        .context("building the API client")?;
 
     let thread_stores = ConfigMapThreadStores::new(client.clone());
     let proxy = ProxySettings::from_env();
@@ -128,14 +100,9 @@ async fn run(path: &Path, config: Config, opts: &WatchOptions) -> anyhow::Result
         proxy: &proxy,
         thread_stores: Some(&thread_stores),
     };
-    let receivers = match build_receivers_in(&config, default_delivery(), &env) {
-        Ok(r) => r,
-        Err(errs) => {
-            for e in &errs {
-                eprintln!("error: {}", at(e));
-            }
-            return Ok(ExitCode::FAILURE);
-        }
+    let receivers = match load::receivers(path, &config, Receivers::Build(&env)) {
+        Ok(receivers) => receivers,
+        Err(problems) => return Ok(load::report(path, &problems)),
     };
 
     let metrics = Arc::new(Metrics::new(&config.metrics_name_prefix));

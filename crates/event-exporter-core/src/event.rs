@@ -116,6 +116,18 @@ impl<'a> Event<'a> {
         }
     }
 
+    /// A view over an event that has not been enriched (yet), with no cluster name: what the
+    /// watch decides on before looking anything up.
+    pub fn unenriched(event: &'a CoreEvent) -> Self {
+        static NONE: ObjectEnrichment = ObjectEnrichment {
+            labels: None,
+            annotations: None,
+            owner_references: None,
+            deleted: false,
+        };
+        Self::new(event, &NONE, "")
+    }
+
     /// The underlying Kubernetes event.
     pub fn raw(&self) -> &'a CoreEvent {
         self.event
@@ -197,6 +209,16 @@ impl<'a> Event<'a> {
     /// `count` (0 when absent, as Go's zero value).
     pub fn count(&self) -> i32 {
         self.event.count.unwrap_or(0)
+    }
+
+    /// Which occurrence this is: `series.count` (the events.k8s.io way), else `count`; `None`
+    /// when the event carries neither (a first occurrence in the new API).
+    pub fn occurrence(&self) -> Option<i32> {
+        self.event
+            .series
+            .as_ref()
+            .and_then(|s| s.count)
+            .or(self.event.count)
     }
 
     /// When this occurrence happened, in Unix milliseconds: `series.lastObservedTime`, else

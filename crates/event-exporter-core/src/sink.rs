@@ -87,16 +87,9 @@ impl fmt::Display for DeliveryId {
 impl DeliveryId {
     /// The id of an event's current occurrence.
     pub fn of(event: Event<'_>) -> Self {
-        let raw = event.raw();
-        let count = raw
-            .series
-            .as_ref()
-            .and_then(|s| s.count)
-            .or(raw.count)
-            .unwrap_or(0);
         Self {
             uid: event.uid().to_owned(),
-            count,
+            count: event.occurrence().unwrap_or(0),
         }
     }
 }

@@ -676,10 +676,7 @@ fn decide(
                 %error,
                 "skipping an object that is not a valid Event"
             );
-            let rv = metadata
-                .resource_version
-                .as_deref()
-                .and_then(|r| r.parse().ok());
+            let rv = occurrence::resource_version(&metadata);
             return Some(Step::Skip {
                 stream,
                 rv: (phase == Phase::Watching).then_some(rv).flatten(),
@@ -688,7 +685,7 @@ fn decide(
     };
     let rv = match phase {
         Phase::Listing => None,
-        Phase::Watching => occurrence::resource_version(&event),
+        Phase::Watching => occurrence::resource_version(&event.metadata),
     };
     match filter.decide(stream, phase, &event, now_ms) {
         Verdict::New => {

@@ -38,7 +38,9 @@
 
 use std::collections::HashMap;
 
+use event_exporter_core::Event;
 use k8s_openapi::api::core::v1::Event as CoreEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// An event object's identity: its uid as 128 bits (a UUID's own bits; any other uid hashed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,35 +87,16 @@ fn fnv128(bytes: &[u8]) -> u128 {
         .fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME))
 }
 
-/// An event's occurrence number: `series.count`, else `count`, else 1 (a first occurrence
-/// carries no count in the new API).
+/// An event's occurrence number ([`Event::occurrence`], at least 1: a first occurrence carries
+/// no count in the new API).
 pub fn occurrences(event: &CoreEvent) -> u32 {
-    let n = event
-        .series
-        .as_ref()
-        .and_then(|s| s.count)
-        .or(event.count)
-        .unwrap_or(1);
+    let n = Event::unenriched(event).occurrence().unwrap_or(1);
     u32::try_from(n).unwrap_or(0).max(1)
 }
 
 /// An object's `metadata.resourceVersion` as an integer, when it is one.
-pub fn resource_version(event: &CoreEvent) -> Option<u64> {
-    event.metadata.resource_version.as_deref()?.parse().ok()
-}
-
-/// When an event's latest occurrence happened (Unix ms): `series.lastObservedTime`, else
-/// `lastTimestamp`, `eventTime`, `firstTimestamp`, the creation time.
-pub fn occurred_at_ms(event: &CoreEvent) -> Option<i64> {
-    event
-        .series
-        .as_ref()
-        .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0))
-        .or_else(|| event.last_timestamp.as_ref().map(|t| t.0))
-        .or_else(|| event.event_time.as_ref().map(|t| t.0))
-        .or_else(|| event.first_timestamp.as_ref().map(|t| t.0))
-        .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))
-        .map(|ts| ts.as_millisecond())
+pub fn resource_version(metadata: &ObjectMeta) -> Option<u64> {
+    metadata.resource_version.as_deref()?.parse().ok()
 }
 
 /// Recently let-through occurrences, `uid → occurrence`, at most `capacity` entries: when
@@ -275,7 +258,7 @@ impl OccurrenceFilter {
     ) -> Verdict {
         let uid = UidKey::of(event.metadata.uid.as_deref().unwrap_or_default());
         let n = occurrences(event);
-        let rv = resource_version(event);
+        let rv = resource_version(&event.metadata);
         let max_age_ms = self.max_age_ms;
         let Some(state) = self.streams.get_mut(stream) else {
             return Verdict::New;
@@ -307,7 +290,9 @@ impl OccurrenceFilter {
         }
         if phase == Phase::Listing
             && state.first_start
-            && occurred_at_ms(event).is_some_and(|at| now_ms.saturating_sub(at) > max_age_ms)
+            && Event::unenriched(event)
+                .occurred_at_ms()
+                .is_some_and(|at| now_ms.saturating_sub(at) > max_age_ms)
         {
             return Verdict::TooOld;
         }
