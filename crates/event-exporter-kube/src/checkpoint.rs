@@ -241,22 +241,9 @@ impl CheckpointStore for FileCheckpointStore {
             store: self.describe(),
             message: e.to_string(),
         })?;
-        if let Some(dir) = self.path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            tokio::fs::create_dir_all(dir).await.map_err(io)?;
-        }
-        let mut tmp = self.path.clone().into_os_string();
-        tmp.push(".tmp");
-        // On disk before the rename: a power loss leaves the old checkpoint or the new one,
-        // never an empty file.
-        let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
-        tokio::io::AsyncWriteExt::write_all(&mut file, text.as_bytes())
+        event_exporter_sinks::state::replace_file(&self.path, text.as_bytes())
             .await
-            .map_err(io)?;
-        file.sync_all().await.map_err(io)?;
-        drop(file);
-        tokio::fs::rename(&tmp, &self.path).await.map_err(io)
+            .map_err(io)
     }
 
     fn describe(&self) -> String {

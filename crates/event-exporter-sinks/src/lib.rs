@@ -12,6 +12,7 @@ pub mod http;
 pub mod lines;
 pub mod proxy;
 pub mod slack;
+pub mod state;
 pub mod stdout;
 pub mod tls;
 pub mod webhook;

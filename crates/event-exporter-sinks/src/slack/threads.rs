@@ -138,10 +138,9 @@ impl FileThreadStore {
             path: self.name(),
             source,
         })?;
-        let mut tmp = self.path.clone().into_os_string();
-        tmp.push(".tmp");
-        tokio::fs::write(&tmp, text).await.map_err(io)?;
-        tokio::fs::rename(&tmp, &self.path).await.map_err(io)
+        crate::state::replace_file(&self.path, text.as_bytes())
+            .await
+            .map_err(io)
     }
 
     async fn with<T>(
