@@ -3,13 +3,15 @@
 //! occurrence is delivered exactly once.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../event-exporter-sinks/tests/support/mod.rs"]
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use event_exporter_core::{Config, Router};
 use event_exporter_kube::checkpoint::{
     Checkpoint, CheckpointStore, ConfigMapCheckpointStore, FileCheckpointStore,
@@ -19,7 +21,6 @@ use event_exporter_kube::leader::{LeaderElector, LeaseSettings};
 use event_exporter_kube::metrics::Metrics;
 use event_exporter_kube::server::{Health, MetricsSource};
 use fake_apiserver::{Cluster, FakeApiServer};
-use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -35,44 +36,20 @@ struct Collector {
 impl Collector {
     async fn start() -> (Self, SocketAddr) {
         let me = Self::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let state = me.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(
-                        move |req: http::Request<hyper::body::Incoming>| {
-                            let state = state.clone();
-                            async move {
-                                let body = req.into_body().collect().await?.to_bytes();
-                                let status = if state.down.load(Ordering::SeqCst) {
-                                    state.refused.fetch_add(1, Ordering::SeqCst);
-                                    503
-                                } else {
-                                    let value: Value = serde_json::from_slice(&body).unwrap();
-                                    state.bodies.lock().unwrap().push(value);
-                                    200
-                                };
-                                Ok::<_, hyper::Error>(
-                                    http::Response::builder()
-                                        .status(status)
-                                        .body(Full::new(Bytes::new()))
-                                        .unwrap(),
-                                )
-                            }
-                        },
-                    );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                        .await;
-                });
+        let addr = support::serve(move |req: support::Incoming| {
+            let state = state.clone();
+            async move {
+                if state.down.load(Ordering::SeqCst) {
+                    state.refused.fetch_add(1, Ordering::SeqCst);
+                    return support::text_reply(503, "down");
+                }
+                let value: Value = serde_json::from_str(&req.body).unwrap();
+                state.bodies.lock().unwrap().push(value);
+                support::text_reply(200, "ok")
             }
-        });
+        })
+        .await;
         (me, addr)
     }
 
