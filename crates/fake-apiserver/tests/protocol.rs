@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{End, get, legacy_event, request};
+use common::{End, get, legacy_event, request, send_json};
 use fake_apiserver::{FakeApiServer, Options};
 use serde_json::{Value, json};
 
@@ -543,16 +543,14 @@ async fn event_create_rules_and_events_v1_view() {
     let mut missing_time = new_style.clone();
     missing_time["metadata"]["name"] = json!("n2");
     missing_time.as_object_mut().unwrap().remove("eventTime");
-    let mut r = request(
+    let (status, _) = send_json(
         addr,
         "POST",
         "/apis/events.k8s.io/v1/namespaces/ns/events",
-        &[("Content-Type", "application/json")],
-        Some(&missing_time),
+        &missing_time,
     )
     .await;
-    assert_eq!(r.status, 422);
-    let _ = r.body().await;
+    assert_eq!(status, 422);
     // merge PATCH of series via events.k8s.io (what kube's Recorder does).
     let mut r = request(
         addr,
@@ -751,55 +749,37 @@ async fn discovery_objects_configmaps_and_not_found() {
 
     // ConfigMaps: optimistic concurrency with the exact messages.
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cp", "namespace": "default"}, "data": {"k": "1"}});
-    let mut r = request(
-        addr,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        &[("Content-Type", "application/json")],
-        Some(&cm),
-    )
-    .await;
-    assert_eq!(r.status, 201);
-    let created: Value = serde_json::from_slice(&r.body().await).unwrap();
-    let mut r = request(
-        addr,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        &[("Content-Type", "application/json")],
-        Some(&cm),
-    )
-    .await;
-    assert_eq!(r.status, 409);
-    let body: Value = serde_json::from_slice(&r.body().await).unwrap();
+    let (status, created) =
+        send_json(addr, "POST", "/api/v1/namespaces/default/configmaps", &cm).await;
+    assert_eq!(status, 201);
+    let (status, body) =
+        send_json(addr, "POST", "/api/v1/namespaces/default/configmaps", &cm).await;
+    assert_eq!(status, 409);
     assert_eq!(body["reason"], "AlreadyExists");
     let mut stale = created.clone();
     stale["metadata"]["resourceVersion"] = json!("1");
-    let mut r = request(
+    let (status, body) = send_json(
         addr,
         "PUT",
         "/api/v1/namespaces/default/configmaps/cp",
-        &[("Content-Type", "application/json")],
-        Some(&stale),
+        &stale,
     )
     .await;
-    assert_eq!(r.status, 409);
-    let body: Value = serde_json::from_slice(&r.body().await).unwrap();
+    assert_eq!(status, 409);
     assert_eq!(
         body["message"],
         "Operation cannot be fulfilled on configmaps \"cp\": the object has been modified; please apply your changes to the latest version and try again"
     );
     let mut fresh = created.clone();
     fresh["data"]["k"] = json!("2");
-    let mut r = request(
+    let (status, _) = send_json(
         addr,
         "PUT",
         "/api/v1/namespaces/default/configmaps/cp",
-        &[("Content-Type", "application/json")],
-        Some(&fresh),
+        &fresh,
     )
     .await;
-    assert_eq!(r.status, 200);
-    let _ = r.body().await;
+    assert_eq!(status, 200);
     let mut r = request(addr, "PATCH", "/api/v1/namespaces/default/configmaps/cp", &[("Content-Type", "application/merge-patch+json")],
         Some(&json!({"metadata": {"resourceVersion": created["metadata"]["resourceVersion"]}, "data": {"k": "3"}}))).await;
     assert_eq!(r.status, 409, "RV in the patch is checked");

@@ -112,6 +112,23 @@ pub async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
     )
 }
 
+/// Sends `body` as JSON; the status and the reply parsed as JSON (`null` if it is not).
+pub async fn send_json(addr: SocketAddr, method: &str, path: &str, body: &Value) -> (u16, Value) {
+    let mut r = request(
+        addr,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        Some(body),
+    )
+    .await;
+    let reply = r.body().await;
+    (
+        r.status,
+        serde_json::from_slice(&reply).unwrap_or(Value::Null),
+    )
+}
+
 impl RawResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
