@@ -27,8 +27,9 @@ pub(crate) fn read(path: &Path, cluster_name: &str) -> anyhow::Result<Vec<Record
     };
     let mut records = parse(&text);
     if !cluster_name.is_empty() {
+        let cluster_name: std::sync::Arc<str> = cluster_name.into();
         for ev in records.iter_mut().filter_map(|r| r.event.as_mut().ok()) {
-            cluster_name.clone_into(&mut ev.cluster_name);
+            ev.cluster_name = std::sync::Arc::clone(&cluster_name);
         }
     }
     Ok(records)

@@ -128,7 +128,7 @@ async fn run(path: &Path, config: Config, opts: &WatchOptions) -> anyhow::Result
             timeout_seconds: None,
         },
         max_event_age: Duration::from_secs(max_age.unsigned_abs()),
-        cluster_name: config.cluster_name.clone(),
+        cluster_name: config.cluster_name.as_str().into(),
         checkpoint_interval: Duration::from_secs(
             config.checkpoint.interval_seconds.unwrap_or(5).max(1),
         ),

@@ -8,6 +8,7 @@
 //! files (`events.jsonl`, `kubectl get events -o json`) use that shape.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Event as CoreEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -41,8 +42,9 @@ pub struct EnrichedEvent {
     pub event: CoreEvent,
     /// What the exporter learned about the involved object.
     pub enrichment: ObjectEnrichment,
-    /// The cluster name the exporter is configured with (`clusterName`).
-    pub cluster_name: String,
+    /// The cluster name the exporter is configured with (`clusterName`); shared, so stamping it
+    /// on every watched event is a reference count, not a copy.
+    pub cluster_name: Arc<str>,
 }
 
 /// Why an event document could not be read.
@@ -66,7 +68,7 @@ impl EnrichedEvent {
             .get("clusterName")
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default()
-            .to_owned();
+            .into();
         Ok(Self {
             event,
             enrichment,

@@ -51,7 +51,7 @@ pub struct ExporterSettings {
     /// `maxEventAgeSeconds`: at the first start (no checkpoint), older events are not exported.
     pub max_event_age: Duration,
     /// `clusterName`, stamped on every event.
-    pub cluster_name: String,
+    pub cluster_name: Arc<str>,
     /// How often the checkpoint is saved while running.
     pub checkpoint_interval: Duration,
     /// Occurrences the filter remembers at most.
@@ -72,7 +72,7 @@ impl Default for ExporterSettings {
         Self {
             watch: WatchSettings::default(),
             max_event_age: Duration::from_secs(5),
-            cluster_name: String::new(),
+            cluster_name: Arc::default(),
             checkpoint_interval: Duration::from_secs(5),
             remembered_occurrences: 65_536,
             enrich_concurrency: 16,
@@ -474,7 +474,7 @@ impl Term<'_> {
             futures::future::ready(step)
         });
         let enricher = self.enricher;
-        let cluster_name = self.settings.cluster_name.as_str();
+        let cluster_name = &self.settings.cluster_name;
         let ready = steps
             .map(|step| async move {
                 match step {
@@ -495,7 +495,7 @@ impl Term<'_> {
                             event: Arc::new(EnrichedEvent {
                                 event: *event,
                                 enrichment,
-                                cluster_name: cluster_name.to_owned(),
+                                cluster_name: Arc::clone(cluster_name),
                             }),
                         }
                     }

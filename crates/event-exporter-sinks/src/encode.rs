@@ -100,7 +100,7 @@ pub fn de_dot(event: Event<'_>) -> EnrichedEvent {
     let mut owned = EnrichedEvent {
         event: event.raw().clone(),
         enrichment: event.enrichment().clone(),
-        cluster_name: event.cluster_name().to_owned(),
+        cluster_name: event.cluster_name().into(),
     };
     de_dot_map(&mut owned.event.metadata.labels);
     de_dot_map(&mut owned.event.metadata.annotations);

@@ -21,8 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use event_exporter_core::sink::{Delivery, SendError, Sink};
-use event_exporter_core::{EnrichedEvent, Router};
+use event_exporter_core::{EnrichedEvent, ReceiverId, Router};
 use futures::FutureExt;
+use smallvec::SmallVec;
 use tokio::task::JoinHandle;
 
 pub use config::{DeliveryConfig, DeliverySettings, parse_duration};
@@ -279,8 +280,7 @@ impl Dispatcher {
     /// (counted, and logged once per episode), so a stuck receiver holds the others back by
     /// one `patience` at most. Await it to completion (see [`DeliveryQueue::push_within`]).
     pub async fn dispatch_patiently(&self, event: Arc<EnrichedEvent>, patience: Duration) -> usize {
-        let mut reached = Vec::new();
-        self.router.route_into(&event.view(), &mut reached);
+        let reached = self.reached(&event);
         for id in &reached {
             let Some(r) = self.receivers.get(id.index()) else {
                 continue;
@@ -320,8 +320,7 @@ impl Dispatcher {
     /// for replays, where every event must be delivered. Deliveries to a closed queue are
     /// counted as dropped.
     pub async fn dispatch_wait(&self, event: Arc<EnrichedEvent>) -> usize {
-        let mut reached = Vec::new();
-        self.router.route_into(&event.view(), &mut reached);
+        let reached = self.reached(&event);
         for id in &reached {
             if let Some(receiver) = self.receivers.get(id.index())
                 && let Err(d) = receiver
@@ -333,6 +332,14 @@ impl Dispatcher {
             }
         }
         reached.len()
+    }
+
+    /// The receivers `event` is routed to, in routing order, collected before any await: on the
+    /// stack for up to 8 (no allocation per event), on the heap beyond.
+    fn reached(&self, event: &EnrichedEvent) -> SmallVec<[ReceiverId; 8]> {
+        let mut reached = SmallVec::new();
+        self.router.route(&event.view(), |id| reached.push(id));
+        reached
     }
 
     /// Counters per receiver, in config order.
