@@ -4,7 +4,10 @@
   deploy_check.py validate MANIFESTS          every object against the Kubernetes schemas
                                              (kubernetes-validate, strict: unknown fields fail);
                                              CRD kinds (VerticalPodAutoscaler, ServiceMonitor)
-                                             get a shape check of their own
+                                             get a shape check of their own; every
+                                             selector (Deployment, Service, PDB,
+                                             NetworkPolicy, ServiceMonitor) selects the pods
+                                             or the Service it is meant to
   deploy_check.py config MANIFESTS OUT_DIR   writes the Deployment's config.yaml to
                                              OUT_DIR/config.yaml and, to OUT_DIR/env, the
                                              variables its container gets (NAME=value; a value
@@ -84,6 +87,41 @@ def crd_shape(d):
     return p
 
 
+def selector_problems(docs):
+    """Selectors that miss what they are meant to select: the Deployment's pods (for the
+    Deployment itself, the Service, a PodDisruptionBudget and a NetworkPolicy) or the metrics
+    Service (for a ServiceMonitor). The API server checks none of these but the first."""
+    def selects(sel, labels):
+        return bool(sel) and all(labels.get(k) == v for k, v in sel.items())
+
+    p = []
+    deps = [d for d in docs if d.get("kind") == "Deployment"]
+    services = [d for d in docs if d.get("kind") == "Service"]
+    for dep in deps:
+        pods = dep["spec"]["template"]["metadata"].get("labels") or {}
+        if not selects(dep["spec"]["selector"].get("matchLabels"), pods):
+            p.append("%s: spec.selector does not select its own pod template" % name_of(dep))
+    pod_labels = [dep["spec"]["template"]["metadata"].get("labels") or {} for dep in deps]
+    for d in docs:
+        kind, spec = d.get("kind"), d.get("spec") or {}
+        if kind == "Service":
+            sel = spec.get("selector")
+        elif kind == "PodDisruptionBudget":
+            sel = (spec.get("selector") or {}).get("matchLabels")
+        elif kind == "NetworkPolicy":
+            sel = (spec.get("podSelector") or {}).get("matchLabels")
+        elif kind == "ServiceMonitor":
+            sel = (spec.get("selector") or {}).get("matchLabels")
+            if not any(selects(sel, s["metadata"].get("labels") or {}) for s in services):
+                p.append("%s: selects no Service of this rendering" % name_of(d))
+            continue
+        else:
+            continue
+        if not any(selects(sel, labels) for labels in pod_labels):
+            p.append("%s: selects none of the Deployment's pods" % name_of(d))
+    return p
+
+
 def validate(path):
     import kubernetes_validate
 
@@ -104,6 +142,7 @@ def validate(path):
         except kubernetes_validate.SchemaNotFoundError:
             problems.append("%s: no Kubernetes schema for %s %s (a CRD kind?)"
                             % (name_of(d), d.get("apiVersion"), d.get("kind")))
+    problems += selector_problems(docs)
     if problems:
         print("deploy_check: %s: invalid objects:" % path, file=sys.stderr)
         for p in problems:

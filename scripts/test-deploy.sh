@@ -116,6 +116,20 @@ assert n > 0, "the corpus routes nothing: the test would prove nothing"
 print("test-deploy: %d events routed as the seed routes them (%d sent somewhere)" % (len(want), n))
 PY
 
+step "in-place upgrade of a seed release: the seed's Deployment selector"
+render seedselector -f "$chart/ci/seed-values.yaml" --set selectorLabels.app=event-exporter-app --set selectorLabels.version=v1
+check_manifests seedselector
+python3 - "$work/seedselector.yaml" <<'PY' || fail "seedselector: the Deployment selector is not the seed's"
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+dep = next(d for d in docs if d["kind"] == "Deployment")
+# The seed app's selector (giantswarm/event-exporter-app: app: <chart name>, version: v1).
+assert dep["spec"]["selector"] == {"matchLabels": {"app": "event-exporter-app", "version": "v1"}}, dep["spec"]["selector"]
+assert dep["metadata"]["name"] == "event-exporter", dep["metadata"]["name"]
+labels = dep["spec"]["template"]["metadata"]["labels"]
+assert labels["app.kubernetes.io/name"] == "event-exporter", labels
+PY
+
 step "negative tests"
 expect_render_failure() { # WHAT PATTERN ARGS...
   local what=$1 pattern=$2; shift 2
@@ -155,7 +169,17 @@ printf 'config: |\n  receivers:\n  - name: s\n    slack:\n      token: xoxb-123-
 render leak -f "$work/leak-values.yaml"
 python3 scripts/deploy_check.py config "$work/leak.yaml" "$work" 2>"$work/neg.err" && fail "a token in the ConfigMap was not noticed"
 grep -q "holds a secret" "$work/neg.err" || { cat "$work/neg.err" >&2; fail "config: wrong complaint"; }
-step "checkers catch broken RBAC, unknown fields and leaked secrets"
+python3 - "$work/default.yaml" "$work/badselector.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+for d in docs:
+    if d["kind"] == "Service":
+        d["spec"]["selector"] = {"app": "someone-else"}
+yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
+PY
+python3 scripts/deploy_check.py validate "$work/badselector.yaml" >/dev/null 2>"$work/neg.err" && fail "validate accepted a Service selecting no pod"
+grep -q "selects none of the Deployment's pods" "$work/neg.err" || { cat "$work/neg.err" >&2; fail "validate: wrong complaint on a selector"; }
+step "checkers catch broken RBAC, unknown fields, stray selectors and leaked secrets"
 
 step "kustomize manifests (deploy/kubernetes)"
 kubectl kustomize deploy/kubernetes >"$work/kustomize.yaml" || fail "kubectl kustomize deploy/kubernetes"

@@ -19,16 +19,32 @@ The name of every object: the release name without a trailing "-app", as the see
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The standard name and instance labels: every object carries them. */}}
+{{- define "event-exporter.standardLabels" -}}
+{{- dict "app.kubernetes.io/name" (include "event-exporter.name" .) "app.kubernetes.io/instance" .Release.Name | toYaml -}}
+{{- end -}}
+
+{{/* What selects the pods: `selectorLabels` when set (a seed release's selector), else the standard labels. */}}
 {{- define "event-exporter.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "event-exporter.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+{{- if .Values.selectorLabels -}}
+{{- toYaml .Values.selectorLabels -}}
+{{- else -}}
+{{- include "event-exporter.standardLabels" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The pods' labels: the selector's win over the standard ones, which win over `podLabels`. */}}
+{{- define "event-exporter.podLabels" -}}
+{{- $selector := include "event-exporter.selectorLabels" . | fromYaml -}}
+{{- merge $selector (include "event-exporter.standardLabels" . | fromYaml) (.Values.podLabels | default dict) | toYaml -}}
 {{- end -}}
 
 {{- define "event-exporter.labels" -}}
-helm.sh/chart: {{ include "event-exporter.chart" . }}
-{{ include "event-exporter.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- $labels := merge (dict) .Values.selectorLabels (include "event-exporter.standardLabels" . | fromYaml) -}}
+{{- $_ := set $labels "helm.sh/chart" (include "event-exporter.chart" .) -}}
+{{- $_ := set $labels "app.kubernetes.io/version" .Chart.AppVersion -}}
+{{- $_ := set $labels "app.kubernetes.io/managed-by" .Release.Service -}}
+{{- toYaml $labels -}}
 {{- end -}}
 
 {{- define "event-exporter.serviceAccountName" -}}
