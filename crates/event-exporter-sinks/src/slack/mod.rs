@@ -275,7 +275,8 @@ impl SlackSink {
         if ctx.thread_stores.is_none() && cfg.cache.as_ref().is_some_and(|c| c.file.is_none()) {
             tracing::warn!(
                 receiver = ctx.name,
-                "cache: the ConfigMap thread store needs the cluster runtime; threads are kept in memory"
+                "cache: a ConfigMap thread store comes with the cluster watch (event-exporter-kube); \
+                 without it, as in `check` and `run --events`, threads are kept in memory"
             );
         }
         Ok(Self {
