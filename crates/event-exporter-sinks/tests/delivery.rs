@@ -303,3 +303,27 @@ async fn a_receiver_reached_twice_gets_two_deliveries_in_order() {
     let seen: Vec<String> = sink.seen().into_iter().map(|(u, _)| u).collect();
     assert_eq!(seen, ["e0", "e0", "e1", "e1", "e2", "e2"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_dispatcher_stops_its_workers_like_a_crash() {
+    // Each send takes 10 s: one is in flight, four wait in the queue.
+    let slow = Scripted::new("slow", vec![], Some(Duration::from_secs(10)));
+    let d = Dispatcher::start(
+        router(&["slow"]),
+        vec![Box::new(Shared(slow.clone()))],
+        options(8),
+    );
+    for i in 0..5 {
+        d.dispatch(event(&format!("e{i}")));
+    }
+    settle().await;
+    assert_eq!(slow.seen().len(), 1, "e0 in flight");
+    // The owner goes away without a shutdown (its task aborted).
+    drop(d);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    settle().await;
+    // Nothing more was sent on its behalf, and the worker is gone (the sink is no longer shared
+    // with it).
+    assert_eq!(slow.seen().len(), 1);
+    assert_eq!(Arc::strong_count(&slow), 1, "the worker still holds the sink");
+}

@@ -134,6 +134,16 @@ struct Receiver {
     congested: std::sync::atomic::AtomicBool,
 }
 
+/// A dispatcher dropped without [`Dispatcher::shutdown`] (its owner's task aborted, a lost
+/// leadership unwinding) stops its workers: nothing is delivered on behalf of an owner that is
+/// gone. What was queued is abandoned, as in a crash.
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.queue.close();
+        self.worker.abort();
+    }
+}
+
 /// Reads a [`Dispatcher`]'s per-receiver counters and queue depths from anywhere.
 #[derive(Debug, Clone)]
 pub struct DispatchObserver {
@@ -149,7 +159,8 @@ impl DispatchObserver {
     }
 }
 
-/// Routes events to per-receiver queues and runs the workers that deliver them.
+/// Routes events to per-receiver queues and runs the workers that deliver them. Dropped
+/// without [`shutdown`](Self::shutdown), it stops the workers and abandons what was queued.
 pub struct Dispatcher {
     router: Router,
     receivers: Vec<Receiver>,
@@ -423,7 +434,7 @@ impl Dispatcher {
                 r.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(receiver = %r.name, "delivery in flight dropped at the shutdown deadline");
             }
-            out.push((r.name, r.stats.snapshot()));
+            out.push((std::mem::take(&mut r.name), r.stats.snapshot()));
         }
         out
     }
