@@ -19,6 +19,7 @@ use event_exporter_kube::checkpoint::{
 use event_exporter_kube::exporter::{Exporter, ExporterSettings, RunSummary};
 use event_exporter_kube::leader::{LeaderElector, LeaseSettings};
 use event_exporter_kube::metrics::Metrics;
+use event_exporter_kube::occurrence::UidKey;
 use event_exporter_kube::server::{Health, MetricsSource};
 use fake_apiserver::{Cluster, FakeApiServer};
 use serde_json::{Value, json};
@@ -247,6 +248,8 @@ struct Events {
     made: BTreeMap<String, (String, i64)>,
     /// The resourceVersion of the latest event created.
     last_rv: u64,
+    /// uid → the resourceVersion it was created with.
+    created_rv: BTreeMap<String, u64>,
 }
 
 impl Events {
@@ -274,6 +277,7 @@ impl Events {
             .unwrap()
             .parse()
             .unwrap();
+        self.created_rv.insert(uid.clone(), self.last_rv);
         self.made.insert(name.to_owned(), (uid, 1));
     }
 
@@ -619,23 +623,43 @@ async fn forbidden_rbac_is_retried_not_fatal() {
     running.stop().await;
 }
 
-/// Creates `n` events named `{prefix}-{i}` one by one, with a short pause every 10.
-async fn trickle(cluster: Cluster, prefix: &'static str, n: usize) -> Events {
+/// Creates `n` events named `{prefix}-{i}` one by one, with a pause every 10.
+async fn trickle(cluster: Cluster, prefix: &'static str, n: usize, pause: Duration) -> Events {
     let mut events = Events::default();
     for i in 0..n {
         events.create(&cluster, &format!("{prefix}-{i}"), "Trickle");
         if i % 10 == 9 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(pause).await;
         }
     }
     events
 }
 
+/// Whether `checkpoint` records delivery `id` (`uid/count`) among its recent occurrences.
+fn recently_saved(checkpoint: &Checkpoint, id: &str) -> bool {
+    let (uid, count) = id.split_once('/').unwrap();
+    let count: u32 = count.parse().unwrap();
+    checkpoint
+        .recent
+        .get(&UidKey::of(uid).to_hex())
+        .is_some_and(|&n| n >= count)
+}
+
+/// What [`interrupted`] leaves.
+struct Interrupted {
+    collector: Collector,
+    events: Events,
+    /// The deliveries replica `a` made.
+    by_a: Vec<String>,
+    /// The checkpoint on disk when `a` was gone.
+    checkpoint: Option<Checkpoint>,
+}
+
 /// Streams 400 new events while replica `a` (file checkpoint) exports; once 100 have arrived,
-/// `a` is stopped (gracefully, or aborted like a crash) and replica `b` takes over. Returns when
-/// `b` has delivered every event at least once and has stopped: the collector, the events, and
-/// how many deliveries `a` made.
-async fn interrupted(name: &str, crash: bool) -> (Collector, Events, usize) {
+/// `a` is stopped (gracefully, or aborted like a crash: its task and its delivery workers die
+/// where they are) and replica `b` takes over. Returns when `b` has delivered every event at
+/// least once and has stopped.
+async fn interrupted(name: &str, crash: bool) -> Interrupted {
     let World {
         server,
         cluster,
@@ -646,9 +670,22 @@ async fn interrupted(name: &str, crash: bool) -> (Collector, Events, usize) {
     let store = || -> Arc<dyn CheckpointStore> { Arc::new(FileCheckpointStore::new(&path)) };
     let a = single(&server, &config, Some(store()), "a");
     until_ready(&a).await;
-    let writer = tokio::spawn(trickle(cluster.clone(), "m", 400));
+    let pause = Duration::from_millis(if crash { 20 } else { 5 });
+    let writer = tokio::spawn(trickle(cluster.clone(), "m", 400, pause));
     collector.wait_for(100).await;
     if crash {
+        // Crash once a periodic save covers some of `a`'s deliveries, so that both sides are
+        // seen: what was saved is not sent again, what was not is.
+        for _ in 0..500 {
+            let saved = store().load().await.unwrap().map_or(0, |cp| {
+                let ids = collector.ids();
+                ids.iter().filter(|id| recently_saved(&cp, id)).count()
+            });
+            if saved >= 50 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         // No drain, no final save: only the periodic checkpoint survives.
         a.task.abort();
         let _ = a.task.await;
@@ -656,7 +693,10 @@ async fn interrupted(name: &str, crash: bool) -> (Collector, Events, usize) {
         // The watch ends, what was dispatched drains, the checkpoint is saved.
         a.stop().await;
     }
-    let by_a = collector.ids().len();
+    // A request already on the wire when `a` died may still land: let it, before counting.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let by_a = collector.ids();
+    let checkpoint = store().load().await.unwrap();
     let b = single(&server, &config, Some(store()), "b");
     let events = writer.await.unwrap();
     let mut expected = BTreeSet::new();
@@ -669,28 +709,74 @@ async fn interrupted(name: &str, crash: bool) -> (Collector, Events, usize) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     b.stop().await;
-    (collector, events, by_a)
+    Interrupted {
+        collector,
+        events,
+        by_a,
+        checkpoint,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_while_events_stream_in_loses_and_repeats_nothing() {
-    let (collector, events, by_a) = interrupted("midstream", false).await;
+    let run = interrupted("midstream", false).await;
+    let by_a = run.by_a.len();
     assert!(
         by_a < 400,
         "the stop happened mid-stream ({by_a} delivered)"
     );
-    assert_exactly_once(&collector, &events);
+    assert_exactly_once(&run.collector, &run.events);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_mid_stream_loses_nothing() {
-    let (collector, events, _) = interrupted("crash", true).await;
+    let run = interrupted("crash", true).await;
+    let ids = run.collector.ids();
     let mut expected = BTreeSet::new();
-    events.expected_after(&mut expected);
-    let got: BTreeSet<String> = collector.ids().into_iter().collect();
+    run.events.expected_after(&mut expected);
+    let got: BTreeSet<String> = ids.iter().cloned().collect();
     let missing: Vec<_> = expected.difference(&got).collect();
     assert!(missing.is_empty(), "lost in the crash: {missing:?}");
-    // At least once: repeats are bounded by what was delivered since the last save.
-    let repeats = collector.ids().len() - got.len();
-    assert!(repeats < 400, "{repeats} repeats");
+    assert!(run.by_a.len() < 400, "the crash happened mid-stream");
+    // Exactly what `a` delivered after its last checkpoint save is repeated, once; nothing
+    // the checkpoint covers, and nothing `b` delivered itself.
+    let cp = run.checkpoint.as_ref();
+    let threshold = cp
+        .and_then(|cp| cp.streams.get(""))
+        .map(|rv| rv.parse::<u64>().unwrap());
+    let covered = |id: &str| {
+        let uid = id.split_once('/').unwrap().0;
+        threshold.is_some_and(|t| run.events.created_rv[uid] <= t)
+            || cp.is_some_and(|cp| recently_saved(cp, id))
+    };
+    let expected_repeats: BTreeSet<&str> = run
+        .by_a
+        .iter()
+        .map(String::as_str)
+        .filter(|id| !covered(id))
+        .collect();
+    let mut times = BTreeMap::<&str, usize>::new();
+    for id in &ids {
+        *times.entry(id.as_str()).or_default() += 1;
+    }
+    assert!(
+        expected_repeats.len() + 50 <= run.by_a.len(),
+        "the crash came after a save that covered some of a's deliveries"
+    );
+    assert!(
+        times.values().all(|&n| n <= 2),
+        "an event delivered 3 times"
+    );
+    let repeats: BTreeSet<&str> = times
+        .iter()
+        .filter(|(_, n)| **n == 2)
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(
+        repeats,
+        expected_repeats,
+        "repeats other than a's deliveries after its last save ({} of a's {} were saved)",
+        run.by_a.len() - expected_repeats.len(),
+        run.by_a.len()
+    );
 }

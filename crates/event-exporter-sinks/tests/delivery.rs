@@ -325,5 +325,9 @@ async fn a_dropped_dispatcher_stops_its_workers_like_a_crash() {
     // Nothing more was sent on its behalf, and the worker is gone (the sink is no longer shared
     // with it).
     assert_eq!(slow.seen().len(), 1);
-    assert_eq!(Arc::strong_count(&slow), 1, "the worker still holds the sink");
+    assert_eq!(
+        Arc::strong_count(&slow),
+        1,
+        "the worker still holds the sink"
+    );
 }
