@@ -17,7 +17,9 @@
 //!   [`DISCOVERY_RETRY`].
 //! * **Bounds.** At most [`EnrichSettings::concurrency`] lookups run at once, and a caller
 //!   never waits longer than [`EnrichSettings::timeout`] (queueing, discovery and the GET
-//!   included); on timeout the enrichment is empty.
+//!   included); on timeout the enrichment is empty, and uncached objects of that API
+//!   group/version are not looked up for [`EnrichSettings::slow_api_pause`] ([`Lookup::Skipped`]):
+//!   a slow API server costs the event stream one timeout per pause, not one per event.
 //! * **Failures** never fail the event: they are counted ([`Lookup::Error`]), logged at warn
 //!   at most once a minute per kind and reason (debug otherwise), and give an empty enrichment.
 //!
@@ -160,6 +162,11 @@ pub struct EnrichSettings {
     /// How long a found object's facts are reused; zero means the default, 5 min (upstream's
     /// LRU never expires; this bound lets label changes show). `Duration::MAX` never expires.
     pub cache_ttl: Duration,
+    /// After a lookup times out, uncached objects of the same API group/version are not looked
+    /// up for this long (their events go out without enrichment, counted as skipped): an API
+    /// server that has become slow costs the event stream one timeout per pause, not one per
+    /// event. Zero means the default, 30 s.
+    pub slow_api_pause: Duration,
 }
 
 impl Default for EnrichSettings {
@@ -170,6 +177,7 @@ impl Default for EnrichSettings {
             concurrency: 16,
             timeout: Duration::from_secs(5),
             cache_ttl: Duration::from_secs(300),
+            slow_api_pause: Duration::from_secs(30),
         }
     }
 }
@@ -193,6 +201,11 @@ impl EnrichSettings {
                 d.timeout
             } else {
                 self.timeout
+            },
+            slow_api_pause: if self.slow_api_pause.is_zero() {
+                d.slow_api_pause
+            } else {
+                self.slow_api_pause
             },
             cache_ttl: if self.cache_ttl.is_zero() {
                 d.cache_ttl
@@ -525,6 +538,8 @@ struct Inner {
     inflight: Mutex<HashMap<ObjectKey, Arc<OnceCell<ObjectEnrichment>>>>,
     permits: Semaphore,
     warned: Mutex<HashMap<(String, &'static str), Instant>>,
+    /// apiVersion → until when its uncached lookups are skipped (a lookup timed out).
+    paused: Mutex<HashMap<String, Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -573,6 +588,7 @@ impl Enricher {
                 discovery: Mutex::new(HashMap::new()),
                 inflight: Mutex::new(HashMap::new()),
                 warned: Mutex::new(HashMap::new()),
+                paused: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -605,6 +621,10 @@ impl Enricher {
         if let Some(hit) = lock(&inner.cache).get(key, Instant::now()) {
             inner.metrics.enrichment_lookup(Lookup::Hit);
             return hit.clone();
+        }
+        if inner.is_paused(api_version) {
+            inner.metrics.enrichment_lookup(Lookup::Skipped);
+            return ObjectEnrichment::default();
         }
 
         let guard = {
@@ -648,6 +668,7 @@ impl Enricher {
             }
             Err(_elapsed) => {
                 inner.metrics.enrichment_lookup(Lookup::Error);
+                inner.pause(api_version);
                 inner.report(
                     key,
                     &EnrichError::Timeout {
@@ -825,6 +846,39 @@ impl Inner {
     }
 
     /// Logs a failed lookup: warn at most once per [`WARN_INTERVAL`] per kind and reason.
+    /// Whether lookups of `api_version` are paused (a recent lookup of it timed out).
+    fn is_paused(&self, api_version: &str) -> bool {
+        let mut paused = lock(&self.paused);
+        match paused.get(api_version) {
+            Some(until) if Instant::now() < *until => true,
+            Some(_) => {
+                paused.remove(api_version);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// A lookup of `api_version` timed out: skip its uncached lookups for a while (logged once
+    /// per pause).
+    fn pause(&self, api_version: &str) {
+        let pause = self.settings.slow_api_pause;
+        let until = Instant::now() + pause;
+        let started = {
+            let mut paused = lock(&self.paused);
+            let was = paused.insert(api_version.to_owned(), until);
+            was.is_none_or(|w| w <= Instant::now())
+        };
+        if started {
+            tracing::warn!(
+                api_version,
+                ?pause,
+                "involved-object lookups are timing out: objects of this API group/version not \
+                 in the cache go out without enrichment for a while"
+            );
+        }
+    }
+
     fn report(&self, key: KeyRef<'_>, err: &EnrichError) {
         let reason = err.reason();
         let now = Instant::now();

@@ -51,6 +51,9 @@ pub enum Lookup {
     Error,
     /// The object does not exist any more.
     NotFound,
+    /// Not requested: lookups of its group/version were timing out (see
+    /// [`EnrichSettings::slow_api_pause`](crate::enrich::EnrichSettings::slow_api_pause)).
+    Skipped,
 }
 
 /// The exporter's own counters and gauges, shared as `Arc<Metrics>`.
@@ -66,6 +69,7 @@ pub struct Metrics {
     enrichment_misses: AtomicU64,
     enrichment_errors: AtomicU64,
     enrichment_not_found: AtomicU64,
+    enrichment_skipped: AtomicU64,
     leader: AtomicBool,
     checkpoint_rv: AtomicU64,
     checkpoint_writes: AtomicU64,
@@ -112,6 +116,7 @@ impl Metrics {
             enrichment_misses: AtomicU64::new(0),
             enrichment_errors: AtomicU64::new(0),
             enrichment_not_found: AtomicU64::new(0),
+            enrichment_skipped: AtomicU64::new(0),
             leader: AtomicBool::new(false),
             checkpoint_rv: AtomicU64::new(0),
             checkpoint_writes: AtomicU64::new(0),
@@ -152,6 +157,7 @@ impl Metrics {
             Lookup::Miss => &self.enrichment_misses,
             Lookup::Error => &self.enrichment_errors,
             Lookup::NotFound => &self.enrichment_not_found,
+            Lookup::Skipped => &self.enrichment_skipped,
         });
     }
 
@@ -242,6 +248,12 @@ impl Metrics {
             "counter",
             "Involved-object lookups that found the object deleted.",
             load(&self.enrichment_not_found),
+        );
+        w.simple(
+            "enrichment_skipped_total",
+            "counter",
+            "Involved-object lookups skipped while lookups of their API group/version time out.",
+            load(&self.enrichment_skipped),
         );
         w.simple(
             "leader",
@@ -414,6 +426,9 @@ ee_enrichment_errors_total 0
 # HELP ee_enrichment_not_found_total Involved-object lookups that found the object deleted.
 # TYPE ee_enrichment_not_found_total counter
 ee_enrichment_not_found_total 1
+# HELP ee_enrichment_skipped_total Involved-object lookups skipped while lookups of their API group/version time out.
+# TYPE ee_enrichment_skipped_total counter
+ee_enrichment_skipped_total 0
 # HELP ee_leader 1 when this replica is the leader, else 0.
 # TYPE ee_leader gauge
 ee_leader 1

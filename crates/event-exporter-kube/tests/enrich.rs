@@ -384,3 +384,83 @@ async fn rate_limited_client_talks_to_the_api() {
         .await;
     assert_eq!(e.labels.unwrap()["app"], "web");
 }
+
+#[tokio::test]
+async fn a_timed_out_group_is_skipped_for_a_while_and_others_are_not() {
+    let server = FakeApiServer::start().await.unwrap();
+    put_pod(&server, "web-1");
+    put_pod(&server, "web-2");
+    server.cluster().put_object(json!({
+        "apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster",
+        "metadata": {"name": "test01", "namespace": "org-a", "labels": {"team": "a"}}
+    }));
+    // The pod lookup is throttled far beyond the timeout.
+    server.cluster().fail_next(
+        "GET",
+        "/api/v1/namespaces/default/pods/web-1",
+        429,
+        Some(60),
+        5,
+    );
+    let settings = EnrichSettings {
+        timeout: Duration::from_millis(300),
+        slow_api_pause: Duration::from_secs(600),
+        ..EnrichSettings::default()
+    };
+    let (enricher, metrics) = enricher(&server, settings, KindFilter::all());
+    let e = enricher
+        .enrich(&event("v1", "Pod", "default", "web-1"))
+        .await;
+    assert_eq!(e, ObjectEnrichment::default());
+    assert_eq!(metric(&metrics, "enrichment_errors_total"), 1);
+
+    // Another pod (it would be found) is not asked for: core/v1 lookups are paused.
+    let asked_before = paths(&server).len();
+    let e = enricher
+        .enrich(&event("v1", "Pod", "default", "web-2"))
+        .await;
+    assert_eq!(e, ObjectEnrichment::default());
+    assert_eq!(metric(&metrics, "enrichment_skipped_total"), 1);
+    assert_eq!(paths(&server).len(), asked_before, "a request was made");
+
+    // Another group/version is looked up as usual.
+    let cluster = enricher
+        .enrich(&event(
+            "cluster.x-k8s.io/v1beta1",
+            "Cluster",
+            "org-a",
+            "test01",
+        ))
+        .await;
+    assert_eq!(cluster.labels.unwrap()["team"], "a");
+    assert_eq!(metric(&metrics, "enrichment_skipped_total"), 1);
+}
+
+#[tokio::test]
+async fn a_pause_ends() {
+    let server = FakeApiServer::start().await.unwrap();
+    put_pod(&server, "web-1");
+    put_pod(&server, "web-2");
+    server.cluster().fail_next(
+        "GET",
+        "/api/v1/namespaces/default/pods/web-1",
+        429,
+        Some(60),
+        5,
+    );
+    let settings = EnrichSettings {
+        timeout: Duration::from_millis(200),
+        slow_api_pause: Duration::from_millis(300),
+        ..EnrichSettings::default()
+    };
+    let (enricher, metrics) = enricher(&server, settings, KindFilter::all());
+    enricher
+        .enrich(&event("v1", "Pod", "default", "web-1"))
+        .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let e = enricher
+        .enrich(&event("v1", "Pod", "default", "web-2"))
+        .await;
+    assert_eq!(e.labels.unwrap()["pod"], "web-2");
+    assert_eq!(metric(&metrics, "enrichment_skipped_total"), 0);
+}
