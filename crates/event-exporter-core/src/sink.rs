@@ -105,6 +105,8 @@ pub struct Delivery {
     pub seq: u64,
     /// The event (shared between the receivers it was routed to).
     pub event: Arc<EnrichedEvent>,
+    /// Tells whoever dispatched it when this delivery is finished (see [`Receipt`]).
+    pub receipt: Option<Receipt>,
 }
 
 impl Delivery {
@@ -115,6 +117,94 @@ impl Delivery {
             id: DeliveryId::of(event.view()),
             seq: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             event,
+            receipt: None,
+        }
+    }
+
+    /// A delivery of `event` that marks `receipt` finished when it is (see [`Receipt`]).
+    pub fn with_receipt(event: Arc<EnrichedEvent>, receipt: Receipt) -> Self {
+        Self {
+            receipt: Some(receipt),
+            ..Self::new(event)
+        }
+    }
+}
+
+/// The finished flags of one event's deliveries: one slot per receiver it was dispatched to.
+///
+/// A delivery is finished once nothing holds it any more: it was sent, given up after its
+/// retries, or dropped (a full queue, a shutdown). The dispatcher counts all three and sends
+/// none of them again, so "finished" is what a checkpoint may record as done.
+#[derive(Debug)]
+pub struct ReceiptBoard {
+    done: Box<[std::sync::atomic::AtomicBool]>,
+}
+
+impl ReceiptBoard {
+    /// A board of `slots` unfinished deliveries.
+    pub fn new(slots: usize) -> Arc<Self> {
+        Arc::new(Self {
+            done: (0..slots)
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
+        })
+    }
+
+    /// The receipt of slot `slot`, to travel with its delivery. Slots out of range are ignored.
+    pub fn receipt(self: &Arc<Self>, slot: usize) -> Receipt {
+        Receipt(Arc::new(ReceiptSlot {
+            board: Arc::clone(self),
+            slot,
+        }))
+    }
+
+    /// How many slots it has.
+    pub fn len(&self) -> usize {
+        self.done.len()
+    }
+
+    /// Whether it has no slot.
+    pub fn is_empty(&self) -> bool {
+        self.done.is_empty()
+    }
+
+    /// Whether slot `slot`'s delivery is finished.
+    pub fn is_done(&self, slot: usize) -> bool {
+        self.done
+            .get(slot)
+            .is_none_or(|d| d.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// Whether every delivery is finished.
+    pub fn all_done(&self) -> bool {
+        self.done
+            .iter()
+            .all(|d| d.load(std::sync::atomic::Ordering::Acquire))
+    }
+}
+
+/// Marks its slot of a [`ReceiptBoard`] finished when the last clone of it is dropped, i.e.
+/// when the delivery carrying it is.
+#[derive(Debug, Clone)]
+pub struct Receipt(Arc<ReceiptSlot>);
+
+impl Receipt {
+    /// Its slot on the board.
+    pub fn slot(&self) -> usize {
+        self.0.slot
+    }
+}
+
+#[derive(Debug)]
+struct ReceiptSlot {
+    board: Arc<ReceiptBoard>,
+    slot: usize,
+}
+
+impl Drop for ReceiptSlot {
+    fn drop(&mut self) {
+        if let Some(d) = self.board.done.get(self.slot) {
+            d.store(true, std::sync::atomic::Ordering::Release);
         }
     }
 }
@@ -215,5 +305,27 @@ pub trait Sink: Send + Sync + fmt::Debug {
     /// Flushes and releases resources; called once when the exporter stops.
     async fn close(&self) -> Result<(), SendError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_receipt_is_finished_when_the_last_clone_of_its_delivery_is_dropped() {
+        let event = Arc::new(EnrichedEvent::default());
+        let board = ReceiptBoard::new(2);
+        let a = Delivery::with_receipt(Arc::clone(&event), board.receipt(0));
+        let b = Delivery::with_receipt(Arc::clone(&event), board.receipt(1));
+        let retry = a.clone();
+        drop(a);
+        assert!(!board.is_done(0), "a clone still holds it");
+        drop(retry);
+        assert!(board.is_done(0));
+        assert!(!board.all_done());
+        drop(b);
+        assert!(board.all_done());
+        assert_eq!(board.len(), 2);
     }
 }

@@ -1,28 +1,36 @@
 //! The checkpoint: how far delivery has got, persisted so that a restart (or the next leader)
 //! resumes without losing or repeating events.
 //!
-//! A [`Checkpoint`] records, per watch stream (keyed by its field selector), the
-//! resourceVersion up to which every update has been handled, plus recently handled
-//! occurrences (`uid → occurrence`) that finished ahead of that watermark. It is small: a
-//! few hundred kilobytes at most, whatever the number of events in the cluster.
+//! A [`Checkpoint`] records (see [`progress`](crate::progress)), per watch stream (keyed by its
+//! field selector), the resourceVersion up to which every update has been handled; the
+//! **pending** occurrences (`uid → occurrence`) at or below it that were not finished, which a
+//! restart sends; the **recent** occurrences that finished, which a restart does not send again
+//! (those a list under way finished above the resourceVersion among them); and, while a
+//! stream's first list is under way, its first-start age cut-off. It is small: a few hundred
+//! kilobytes at most (pending occurrences are bounded by the receivers' queues), whatever the
+//! number of events in the cluster.
 //!
 //! Stores: a ConfigMap key (in a cluster; see [`ConfigMapCheckpointStore`]) or a file
-//! ([`FileCheckpointStore`]). Saving merges with what is stored ([`Checkpoint::merge`]): a
-//! watermark never moves back, so a replica that lost its Lease and writes late cannot undo
-//! the new leader's progress.
+//! ([`FileCheckpointStore`]). Saving replaces the stored checkpoint when it is the one the
+//! writer last loaded or wrote ([`Checkpoint::based_on`]), and otherwise merges with it
+//! ([`Checkpoint::merge`]): a replica that lost its Lease and writes late cannot undo the new
+//! leader's progress, nor make it forget what is pending.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::configmap::{ConfigMapError, ConfigMapKey};
+use event_exporter_core::ReceiverId;
+
 use crate::occurrence::UidKey;
-use crate::progress::ProgressSnapshot;
+use crate::progress::{Owed, ProgressSnapshot};
 
 /// The checkpoint format's version.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added `pending` and `firstStart`; a version 1 checkpoint reads as one with neither.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Recently handled occurrences a checkpoint keeps at most.
 pub const MAX_RECENT: usize = 4096;
@@ -43,12 +51,55 @@ pub struct Checkpoint {
     /// Recently handled occurrences: uid key (32 hex digits) → occurrence number.
     #[serde(default)]
     pub recent: BTreeMap<String, u32>,
+    /// Occurrences not finished (their stream's resourceVersion may cover them): uid key → the
+    /// occurrence and the receivers that owe it. A restart sends them to those receivers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending: BTreeMap<String, PendingOccurrence>,
+    /// Per stream with a list under way: the resourceVersions of the objects it exported and
+    /// finished (`"1200-1250,1262"`). A restart's relist skips them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub list_handled: BTreeMap<String, String>,
+    /// Per stream whose first list is not handled yet: the first start's age cut-off (Unix ms;
+    /// older events are not exported), so that a restart keeps it instead of starting over.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub first_start: BTreeMap<String, i64>,
     /// When it was written (RFC 3339), for people reading it.
     #[serde(default)]
     pub updated: String,
     /// Who wrote it (the leader identity), for people reading it.
     #[serde(default)]
     pub writer: String,
+    /// The [`stamp`](Self::stamp) of the stored checkpoint this one supersedes (the one its
+    /// writer loaded or last wrote): saving replaces that one, and merges with any other.
+    #[serde(skip)]
+    pub based_on: Option<String>,
+}
+
+/// An occurrence a checkpoint records as not finished.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingOccurrence {
+    /// The occurrence number.
+    pub occurrence: u32,
+    /// The receivers (by name) that had not finished it; empty: every receiver it is routed to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub receivers: Vec<String>,
+}
+
+impl PendingOccurrence {
+    /// Combined with `other` (a merge): the smaller occurrence, every receiver either names.
+    fn absorb(&mut self, other: &PendingOccurrence) {
+        self.occurrence = self.occurrence.min(other.occurrence);
+        if self.receivers.is_empty() || other.receivers.is_empty() {
+            self.receivers.clear();
+        } else {
+            for r in &other.receivers {
+                if !self.receivers.contains(r) {
+                    self.receivers.push(r.clone());
+                }
+            }
+        }
+    }
 }
 
 /// A checkpoint could not be read or written.
@@ -111,34 +162,147 @@ impl Checkpoint {
                 });
             }
         }
-        if let Some(bad) = cp.recent.keys().find(|k| UidKey::from_hex(k).is_none()) {
-            return Err(CheckpointError::Corrupt {
-                store: store.to_owned(),
-                message: format!("recent: {bad:?} is not a uid key"),
-            });
+        let bad = |field: &str, key: &str| CheckpointError::Corrupt {
+            store: store.to_owned(),
+            message: format!("{field}: {key:?} is not a uid key"),
+        };
+        if let Some(k) = cp.recent.keys().find(|k| UidKey::from_hex(k).is_none()) {
+            return Err(bad("recent", k));
+        }
+        if let Some(k) = cp.pending.keys().find(|k| UidKey::from_hex(k).is_none()) {
+            return Err(bad("pending", k));
+        }
+        for (selector, ranges) in &cp.list_handled {
+            if decode_ranges(ranges).is_none() {
+                return Err(CheckpointError::Corrupt {
+                    store: store.to_owned(),
+                    message: format!(
+                        "listHandled {selector:?}: {ranges:?} is not a list of resourceVersion ranges"
+                    ),
+                });
+            }
         }
         Ok(cp)
     }
 
-    /// The checkpoint of `snapshot`, for streams named `selectors`.
-    pub fn from_progress(selectors: &[String], snapshot: &ProgressSnapshot, writer: &str) -> Self {
+    /// The checkpoint of `snapshot`, for streams named `selectors` and receivers named
+    /// `receivers` (in config order).
+    pub fn from_progress(
+        selectors: &[String],
+        snapshot: &ProgressSnapshot,
+        receivers: &[String],
+        writer: &str,
+    ) -> Self {
         let streams = selectors
             .iter()
             .zip(&snapshot.watermarks)
             .filter_map(|(sel, w)| w.map(|rv| (sel.clone(), rv.to_string())))
             .collect();
         let skip = snapshot.recent.len().saturating_sub(MAX_RECENT);
-        let recent = snapshot.recent[skip..]
+        let mut recent = BTreeMap::new();
+        for (k, n) in &snapshot.recent[skip..] {
+            let e = recent.entry(k.to_hex()).or_insert(*n);
+            *e = (*e).max(*n);
+        }
+        let mut pending: BTreeMap<String, PendingOccurrence> = BTreeMap::new();
+        for ((k, n), owed) in &snapshot.pending {
+            let entry = PendingOccurrence {
+                occurrence: *n,
+                receivers: owed
+                    .iter()
+                    .filter_map(|id| receivers.get(id.index()).cloned())
+                    .collect(),
+            };
+            match pending.entry(k.to_hex()) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(entry);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().absorb(&entry),
+            }
+        }
+        let list_handled = selectors
             .iter()
-            .map(|(k, n)| (k.to_hex(), *n))
+            .zip(&snapshot.list_handled)
+            .filter(|(_, rvs)| !rvs.is_empty())
+            .map(|(sel, rvs)| (sel.clone(), encode_ranges(rvs)))
+            .collect();
+        let first_start = selectors
+            .iter()
+            .zip(&snapshot.cutoffs)
+            .zip(&snapshot.watermarks)
+            .filter_map(|((sel, cut), mark)| match (cut, mark) {
+                (Some(cut), None) => Some((sel.clone(), *cut)),
+                _ => None,
+            })
             .collect();
         Self {
             version: FORMAT_VERSION,
             streams,
             recent,
+            pending,
+            list_handled,
+            first_start,
             updated: jiff::Timestamp::now().to_string(),
             writer: writer.to_owned(),
+            based_on: None,
         }
+    }
+
+    /// What identifies this checkpoint as written: its writer and time.
+    pub fn stamp(&self) -> String {
+        format!("{} {}", self.writer, self.updated)
+    }
+
+    /// Whether `self` records the same progress as `other` (the writer and time aside).
+    pub fn same_progress(&self, other: &Checkpoint) -> bool {
+        self.streams == other.streams
+            && self.recent == other.recent
+            && self.pending == other.pending
+            && self.list_handled == other.list_handled
+            && self.first_start == other.first_start
+    }
+
+    /// Each of `selectors`' list-handled resourceVersions.
+    pub fn list_handled(&self, selectors: &[String]) -> Vec<BTreeSet<u64>> {
+        selectors
+            .iter()
+            .map(|s| {
+                self.list_handled
+                    .get(s)
+                    .and_then(|r| decode_ranges(r))
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// The pending occurrences, for receivers named `receivers` (in config order): each with
+    /// the receivers that owe it (empty: all it is routed to). An occurrence only receivers no
+    /// longer configured owe is left out.
+    pub fn pending_for(&self, receivers: &[String]) -> Vec<Owed> {
+        self.pending
+            .iter()
+            .filter_map(|(k, p)| {
+                let key = UidKey::from_hex(k)?;
+                let owed: Vec<ReceiverId> = p
+                    .receivers
+                    .iter()
+                    .filter_map(|name| receivers.iter().position(|r| r == name))
+                    .filter_map(|i| u32::try_from(i).ok().map(ReceiverId))
+                    .collect();
+                if owed.is_empty() && !p.receivers.is_empty() {
+                    return None;
+                }
+                Some(((key, p.occurrence), owed))
+            })
+            .collect()
+    }
+
+    /// Each of `selectors`' first-start cut-off (`None` when there is none).
+    pub fn cutoffs(&self, selectors: &[String]) -> Vec<Option<i64>> {
+        selectors
+            .iter()
+            .map(|s| self.first_start.get(s).copied())
+            .collect()
     }
 
     /// Each of `selectors`' watermark (`None` for a stream it doesn't know).
@@ -156,9 +320,37 @@ impl Checkpoint {
             .filter_map(|(k, n)| UidKey::from_hex(k).map(|k| (k, *n)))
     }
 
-    /// `self` combined with `other`: each watermark the greater, occurrences the union (the
-    /// greater number), `recent` trimmed to [`MAX_RECENT`] (dropping `other`'s first).
+    /// `self` saved over the stored `other`: `self` when it supersedes `other` (its
+    /// [`based_on`](Self::based_on) is `other`'s stamp). Otherwise — `other` was written by
+    /// someone else meanwhile — the two combined: each stream's resourceVersion the greater,
+    /// pending occurrences the union (the smaller number), recent ones the union (the greater
+    /// number) trimmed to [`MAX_RECENT`] (dropping `other`'s first), first-start cut-offs
+    /// `self`'s, else `other`'s, for streams without a resourceVersion.
     pub fn merge(mut self, other: &Checkpoint) -> Self {
+        if self.based_on.as_deref() == Some(other.stamp().as_str()) {
+            return self;
+        }
+        for (k, p) in &other.pending {
+            match self.pending.get_mut(k) {
+                Some(ours) => ours.absorb(p),
+                None => {
+                    self.pending.insert(k.clone(), p.clone());
+                }
+            }
+        }
+        for (sel, cut) in &other.first_start {
+            self.first_start.entry(sel.clone()).or_insert(*cut);
+        }
+        for (sel, theirs) in &other.list_handled {
+            let mut union = self
+                .list_handled
+                .get(sel)
+                .and_then(|r| decode_ranges(r))
+                .unwrap_or_default();
+            union.extend(decode_ranges(theirs).unwrap_or_default());
+            let union: Vec<u64> = union.into_iter().collect();
+            self.list_handled.insert(sel.clone(), encode_ranges(&union));
+        }
         for (sel, rv) in &other.streams {
             let theirs = rv.parse::<u64>().unwrap_or(0);
             match self.streams.get(sel).and_then(|r| r.parse::<u64>().ok()) {
@@ -175,8 +367,59 @@ impl Checkpoint {
                 self.recent.insert(k.clone(), *n);
             }
         }
+        let streams = &self.streams;
+        self.first_start.retain(|sel, _| !streams.contains_key(sel));
         self
     }
+}
+
+/// Sorted resourceVersions as ranges: `[1, 2, 3, 7]` → `"1-3,7"`.
+fn encode_ranges(sorted: &[u64]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while let Some(&start) = sorted.get(i) {
+        let mut end = start;
+        while sorted
+            .get(i + 1)
+            .is_some_and(|n| Some(*n) == end.checked_add(1))
+        {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if end == start {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}-{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// [`encode_ranges`]' text back (`None` if it is not such a text, or a range is too long to
+/// be one this version wrote).
+fn decode_ranges(text: &str) -> Option<BTreeSet<u64>> {
+    let mut set = BTreeSet::new();
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<u64>().ok()?, b.parse::<u64>().ok()?),
+            None => {
+                let n = part.parse::<u64>().ok()?;
+                (n, n)
+            }
+        };
+        if b < a || b - a >= crate::progress::MAX_LIST_HANDLED as u64 {
+            return None;
+        }
+        set.extend(a..=b);
+        if set.len() > crate::progress::MAX_LIST_HANDLED {
+            return None;
+        }
+    }
+    Some(set)
 }
 
 /// Where a checkpoint is kept.
@@ -350,9 +593,97 @@ mod tests {
     }
 
     #[test]
+    fn a_save_replaces_what_it_supersedes_and_merges_with_anything_else() {
+        let names = ["hook".to_owned(), "slack".to_owned()];
+        let pending = |n: u32, r: &[&str]| PendingOccurrence {
+            occurrence: n,
+            receivers: r.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        let mut stored = cp(&[("", 20)], &[(1, 1)]);
+        stored
+            .pending
+            .insert(UidKey(9).to_hex(), pending(1, &["slack"]));
+        stored.first_start.insert("reason=A".into(), 5);
+        stored.writer = "a".into();
+        stored.updated = "t1".into();
+        // The writer's own next save: what was pending has finished.
+        let mut ours = cp(&[("", 30)], &[(9, 1)]);
+        ours.based_on = Some(stored.stamp());
+        assert_eq!(ours.clone().merge(&stored), ours);
+        // A late writer that never saw `stored` forgets nothing of it.
+        let mut late = cp(&[("", 10)], &[]);
+        late.pending.insert(UidKey(3).to_hex(), pending(2, &[]));
+        late.pending
+            .insert(UidKey(9).to_hex(), pending(1, &["hook"]));
+        late.based_on = Some("someone else".into());
+        let m = late.merge(&stored);
+        assert_eq!(m.watermarks(&[String::new()]), vec![Some(20)]);
+        assert_eq!(
+            m.pending_for(&names),
+            vec![
+                ((UidKey(3), 2), vec![]),
+                ((UidKey(9), 1), vec![ReceiverId(0), ReceiverId(1)])
+            ]
+        );
+        // A receiver no longer configured owes nothing.
+        assert_eq!(
+            stored.pending_for(&["hook".to_owned()]),
+            vec![],
+            "only `slack` owed it"
+        );
+        assert_eq!(m.recent().collect::<Vec<_>>(), vec![(UidKey(1), 1)]);
+        assert_eq!(m.cutoffs(&["reason=A".into()]), vec![Some(5)]);
+    }
+
+    #[test]
+    fn list_handled_resource_versions_are_stored_as_ranges() {
+        let rvs = [3, 4, 5, 9, 11, 12];
+        assert_eq!(encode_ranges(&rvs), "3-5,9,11-12");
+        assert_eq!(
+            decode_ranges("3-5,9,11-12")
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            rvs
+        );
+        assert_eq!(encode_ranges(&[]), "");
+        for bad in ["a", "5-3", "1-", "0-999999999"] {
+            assert_eq!(decode_ranges(bad), None, "{bad}");
+        }
+        let snapshot = ProgressSnapshot {
+            watermarks: vec![Some(2)],
+            list_handled: vec![rvs.to_vec()],
+            ..Default::default()
+        };
+        let cp = Checkpoint::from_progress(&[String::new()], &snapshot, &[], "w");
+        let text = serde_json::to_string(&cp).unwrap();
+        assert!(
+            text.contains(r#""listHandled":{"":"3-5,9,11-12"}"#),
+            "{text}"
+        );
+        let back = Checkpoint::parse(&text, "x").unwrap();
+        assert_eq!(
+            back.list_handled(&[String::new()]),
+            vec![BTreeSet::from(rvs)]
+        );
+    }
+
+    #[test]
+    fn a_version_1_checkpoint_has_nothing_pending() {
+        let cp = Checkpoint::parse(
+            r#"{"version":1,"streams":{"":"9"},"recent":{"0000000000000000000000000000000a":2}}"#,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(cp.watermarks(&[String::new()]), vec![Some(9)]);
+        assert_eq!(cp.pending_for(&[]), vec![]);
+        assert_eq!(cp.recent().collect::<Vec<_>>(), vec![(UidKey(10), 2)]);
+    }
+
+    #[test]
     fn a_newer_format_is_read_for_what_this_version_knows() {
         let cp =
-            Checkpoint::parse(r#"{"version":2,"streams":{"":"9"},"future":[1]}"#, "x").unwrap();
+            Checkpoint::parse(r#"{"version":3,"streams":{"":"9"},"future":[1]}"#, "x").unwrap();
         assert_eq!(cp.watermarks(&[String::new()]), vec![Some(9)]);
     }
 
@@ -372,6 +703,7 @@ mod tests {
             r#"{"streams":{}}"#,
             r#"{"version":1,"streams":{"":"abc"}}"#,
             r#"{"version":1,"recent":{"zz":1}}"#,
+            r#"{"version":2,"pending":{"zz":{"occurrence":1}}}"#,
         ] {
             let err = Checkpoint::parse(text, "cm x/y").unwrap_err();
             assert!(

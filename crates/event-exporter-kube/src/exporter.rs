@@ -26,7 +26,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_exporter_core::{EnrichedEvent, Router};
+use event_exporter_core::{EnrichedEvent, ReceiverId, Router};
 use event_exporter_sinks::BuiltReceiver;
 use event_exporter_sinks::delivery::{DispatchObserver, Dispatcher, StatsSnapshot};
 use futures::{FutureExt, StreamExt};
@@ -159,8 +159,12 @@ enum Step {
     Export {
         stream: usize,
         rv: Option<u64>,
+        /// During a list: the object's resourceVersion (`rv` is then `None`).
+        list_rv: Option<u64>,
         key: (UidKey, u32),
         event: Box<CoreEvent>,
+        /// Only to these receivers (a resend after a restart).
+        only: Option<Vec<ReceiverId>>,
     },
     /// An update that needs no delivery.
     Skip { stream: usize, rv: Option<u64> },
@@ -173,13 +177,26 @@ enum Ready {
     Export {
         stream: usize,
         rv: Option<u64>,
+        list_rv: Option<u64>,
         key: (UidKey, u32),
         event: Arc<EnrichedEvent>,
+        only: Option<Vec<ReceiverId>>,
     },
     Skip {
         stream: usize,
         rv: Option<u64>,
     },
+    Listed {
+        stream: usize,
+        rv: Option<u64>,
+    },
+}
+
+/// What the export loop does next.
+enum Next {
+    End(TermEnd),
+    Save,
+    Handle(Option<Ready>),
 }
 
 /// Why a term of leadership ended.
@@ -275,9 +292,15 @@ impl Exporter {
         } = self;
         let dispatcher = Dispatcher::start_each(router, receivers);
         let _ = observer_cell.set(dispatcher.observer());
+        let receiver_names: Vec<String> = dispatcher
+            .stats()
+            .into_iter()
+            .map(|(name, _)| name.to_owned())
+            .collect();
         let term = Term {
             client: &client,
             dispatcher: &dispatcher,
+            receiver_names: &receiver_names,
             enricher: enricher.as_ref(),
             checkpoint: checkpoint.as_deref(),
             metrics: &metrics,
@@ -327,6 +350,8 @@ impl Exporter {
 struct Term<'a> {
     client: &'a kube::Client,
     dispatcher: &'a Dispatcher,
+    /// In config order: what a checkpoint names pending receivers by.
+    receiver_names: &'a [String],
     enricher: Option<&'a Enricher>,
     checkpoint: Option<&'a dyn CheckpointStore>,
     metrics: &'a Metrics,
@@ -379,10 +404,15 @@ impl Term<'_> {
     ) {
         let Some(store) = self.checkpoint else { return };
         let snapshot = progress.snapshot();
-        let cp = Checkpoint::from_progress(selectors, &snapshot, &self.settings.identity);
-        let unchanged = last
-            .as_ref()
-            .is_some_and(|l| l.streams == cp.streams && l.recent == cp.recent);
+        let mut cp = Checkpoint::from_progress(
+            selectors,
+            &snapshot,
+            self.receiver_names,
+            &self.settings.identity,
+        );
+        // It supersedes what this term loaded or last wrote (see `Checkpoint::merge`).
+        cp.based_on = last.as_ref().map(Checkpoint::stamp);
+        let unchanged = last.as_ref().is_some_and(|l| l.same_progress(&cp));
         if unchanged {
             return;
         }
@@ -434,13 +464,40 @@ impl Term<'_> {
             .as_ref()
             .map(|c| c.recent().collect())
             .unwrap_or_default();
-        let mut filter = OccurrenceFilter::new(
+        let pending = cp
+            .as_ref()
+            .map(|c| c.pending_for(self.receiver_names))
+            .unwrap_or_default();
+        // A stream the checkpoint has no resourceVersion for starts with upstream's age rule,
+        // its cut-off fixed now (or kept from a first start that was interrupted).
+        let max_age_ms = i64::try_from(self.settings.max_event_age.as_millis()).unwrap_or(i64::MAX);
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let stored_cutoffs = cp
+            .as_ref()
+            .map_or_else(|| vec![None; selectors.len()], |c| c.cutoffs(&selectors));
+        let cutoffs: Vec<Option<i64>> = watermarks
+            .iter()
+            .zip(stored_cutoffs)
+            .map(|(mark, stored)| match mark {
+                Some(_) => None,
+                None => Some(stored.unwrap_or_else(|| now_ms.saturating_sub(max_age_ms))),
+            })
+            .collect();
+        let filter = OccurrenceFilter::new(
             &watermarks,
             recent,
             self.settings.remembered_occurrences,
-            i64::try_from(self.settings.max_event_age.as_millis()).unwrap_or(i64::MAX),
+            max_age_ms,
         );
-        let mut progress = Progress::new(watermarks, MAX_RECENT);
+        let list_handled = cp
+            .as_ref()
+            .map(|c| c.list_handled(&selectors))
+            .unwrap_or_default();
+        let mut filter = filter
+            .with_cutoffs(&cutoffs)
+            .with_pending(pending.iter().cloned())
+            .with_list_handled(list_handled.clone());
+        let mut progress = Progress::new(watermarks, cutoffs, pending, list_handled, MAX_RECENT);
         let mut last_saved = cp;
 
         // The reader task keeps reading the watch whatever the pipeline is doing.
@@ -481,8 +538,10 @@ impl Term<'_> {
                     Step::Export {
                         stream,
                         rv,
+                        list_rv,
                         key,
                         event,
+                        only,
                     } => {
                         let enrichment = match enricher {
                             Some(e) => e.enrich(&event).await,
@@ -491,7 +550,9 @@ impl Term<'_> {
                         Ready::Export {
                             stream,
                             rv,
+                            list_rv,
                             key,
+                            only,
                             event: Arc::new(EnrichedEvent {
                                 event: *event,
                                 enrichment,
@@ -499,9 +560,8 @@ impl Term<'_> {
                             }),
                         }
                     }
-                    Step::Skip { stream, rv } | Step::Listed { stream, rv } => {
-                        Ready::Skip { stream, rv }
-                    }
+                    Step::Skip { stream, rv } => Ready::Skip { stream, rv },
+                    Step::Listed { stream, rv } => Ready::Listed { stream, rv },
                 }
             })
             .buffered(self.settings.enrich_concurrency.max(1));
@@ -510,17 +570,36 @@ impl Term<'_> {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut handled: u32 = 0;
         let end = loop {
+            let next = {
+                let lost = lost_or_never(leadership.as_mut());
+                tokio::select! {
+                    biased;
+                    () = stop.as_mut() => Next::End(TermEnd::Stopped),
+                    () = lost => Next::End(TermEnd::LostLeadership),
+                    _ = ticker.tick() => Next::Save,
+                    item = ready.next() => Next::Handle(item),
+                }
+            };
+            // The work itself races the loss of the Lease: a replica that is no longer the
+            // leader neither dispatches nor saves another thing.
             let lost = lost_or_never(leadership.as_mut());
-            tokio::select! {
-                () = stop.as_mut() => break TermEnd::Stopped,
-                () = lost => break TermEnd::LostLeadership,
-                _ = ticker.tick() => self.save(&selectors, &mut progress, &mut last_saved).await,
-                item = ready.next() => {
-                    let Some(item) = item else {
-                        tracing::error!("the event watch ended; stopping");
-                        break TermEnd::WatchEnded;
-                    };
-                    self.deliver(item, &mut progress).await;
+            match next {
+                Next::End(end) => break end,
+                Next::Save => tokio::select! {
+                    biased;
+                    () = lost => break TermEnd::LostLeadership,
+                    () = self.save(&selectors, &mut progress, &mut last_saved) => {}
+                },
+                Next::Handle(None) => {
+                    tracing::error!("the event watch ended; stopping");
+                    break TermEnd::WatchEnded;
+                }
+                Next::Handle(Some(item)) => {
+                    tokio::select! {
+                        biased;
+                        () = lost => break TermEnd::LostLeadership,
+                        () = self.deliver(item, &mut progress) => {}
+                    }
                     handled = handled.wrapping_add(1);
                     if handled.is_multiple_of(1024) {
                         progress.advance();
@@ -568,23 +647,25 @@ impl Term<'_> {
     async fn deliver(&self, item: Ready, progress: &mut Progress) {
         match item {
             Ready::Skip { stream, rv } => progress.skipped(stream, rv),
+            Ready::Listed { stream, rv } => progress.listed(stream, rv),
             Ready::Export {
                 stream,
                 rv,
+                list_rv,
                 key,
                 event,
+                only,
             } => {
-                let tracked = Arc::clone(&event);
-                let reached = self
+                let tracked = self
                     .dispatcher
-                    .dispatch_patiently(event, self.settings.queue_patience)
+                    .dispatch_tracked(event, self.settings.queue_patience, only.as_deref())
                     .await;
-                if reached == 0 {
+                if tracked.receivers.is_empty() {
                     self.metrics.event_discarded(Discard::NoRoute);
                     progress.skipped(stream, rv);
                 } else {
                     self.metrics.event_exported();
-                    progress.exported(stream, rv, key, &tracked);
+                    progress.exported(stream, rv, list_rv, key, tracked.board, tracked.receivers);
                 }
             }
         }
@@ -683,21 +764,28 @@ fn decide(
             });
         }
     };
-    let rv = match phase {
-        Phase::Listing => None,
-        Phase::Watching => occurrence::resource_version(&event.metadata),
+    let (rv, list_rv) = match phase {
+        Phase::Listing => (None, occurrence::resource_version(&event.metadata)),
+        Phase::Watching => (occurrence::resource_version(&event.metadata), None),
     };
-    match filter.decide(stream, phase, &event, now_ms) {
-        Verdict::New => {
+    let verdict = filter.decide(stream, phase, &event, now_ms);
+    match verdict {
+        Verdict::New | Verdict::Resend(_) => {
             let key = (
                 UidKey::of(event.metadata.uid.as_deref().unwrap_or_default()),
                 occurrence::occurrences(&event),
             );
+            let only = match verdict {
+                Verdict::Resend(owed) if !owed.is_empty() => Some(owed),
+                _ => None,
+            };
             Some(Step::Export {
                 stream,
                 rv,
+                list_rv,
                 key,
                 event,
+                only,
             })
         }
         Verdict::Duplicate | Verdict::Handled => {

@@ -16,12 +16,18 @@
 //!   checkpoint and moves forward with the updates this process has decided on.
 //!
 //! The decision for an update of object `uid` at occurrence `n` and resourceVersion `rv`:
-//! 1. During a relist, `rv ≤` the stream's threshold: already handled.
+//! 0. During a relist, `uid` is among the checkpoint's pending occurrences with an occurrence
+//!    `≤ n` (exported before the restart, never finished): new, whatever its `rv`.
+//! 1. During a relist, `rv ≤` the stream's threshold, or `rv` is one the checkpoint records
+//!    as handled by a list that a stop interrupted: already handled.
 //! 2. `uid` is remembered with an occurrence `≥ n`: a duplicate (a relist, or an update that is
 //!    not a new occurrence: labels, a final series PATCH).
 //! 3. `uid` is remembered with a smaller occurrence: new.
 //! 4. During the first list of a stream the checkpoint knows nothing about (the very first
 //!    start), an occurrence older than `maxEventAgeSeconds` is too old: upstream's meaning.
+//!    The cut-off is fixed when the first start begins and kept in the checkpoint until that
+//!    list has been handled ([`with_cutoffs`](OccurrenceFilter::with_cutoffs)), so a restart
+//!    before then neither drops what happened meanwhile nor applies a later cut-off.
 //! 5. Otherwise: new.
 //!
 //! Once a stream has listed, it has a threshold even when the list was empty (0: everything
@@ -36,11 +42,13 @@
 //! [`DeliveryId`](event_exporter_core::sink::DeliveryId) (uid/occurrence) for receivers that
 //! want to deduplicate that rare case themselves.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
-use event_exporter_core::Event;
+use event_exporter_core::{Event, ReceiverId};
 use k8s_openapi::api::core::v1::Event as CoreEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::progress::Owed;
 
 /// An event object's identity: its uid as 128 bits (a UUID's own bits; any other uid hashed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -180,10 +188,13 @@ pub enum Phase {
 }
 
 /// The filter's answer for one update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// A new occurrence: export it.
     New,
+    /// An occurrence exported before a restart that some receivers had not finished: export
+    /// it to those (empty: to every receiver it is routed to).
+    Resend(Vec<ReceiverId>),
     /// An occurrence already let through (or an update that is not an occurrence).
     Duplicate,
     /// At or below the stream's resourceVersion threshold: handled before.
@@ -194,8 +205,8 @@ pub enum Verdict {
 
 impl Verdict {
     /// Whether the update is exported.
-    pub fn is_new(self) -> bool {
-        self == Verdict::New
+    pub fn is_new(&self) -> bool {
+        matches!(self, Verdict::New | Verdict::Resend(_))
     }
 }
 
@@ -209,6 +220,12 @@ struct Stream {
     listing_max: Option<u64>,
     /// No checkpoint and no completed list yet: the first start's age rule applies.
     first_start: bool,
+    /// The first start's age cut-off (Unix ms), when fixed; else `now - max age`.
+    cutoff: Option<i64>,
+    /// A list of it completed since the filter was made.
+    listed: bool,
+    /// Handled by an interrupted list before the restart (until this stream's list ends).
+    list_handled: BTreeSet<u64>,
 }
 
 /// Decides which updates are new occurrences (see the module docs).
@@ -217,6 +234,8 @@ pub struct OccurrenceFilter {
     seen: SeenMap,
     streams: Vec<Stream>,
     max_age_ms: i64,
+    /// The checkpoint's pending occurrences not relisted yet, with the receivers that owe them.
+    pending: HashMap<UidKey, (u32, Vec<ReceiverId>)>,
 }
 
 impl OccurrenceFilter {
@@ -242,10 +261,41 @@ impl OccurrenceFilter {
                     threshold: *t,
                     listing_max: None,
                     first_start: t.is_none(),
+                    cutoff: None,
+                    listed: false,
+                    list_handled: BTreeSet::new(),
                 })
                 .collect(),
             max_age_ms: max_event_age_ms,
+            pending: HashMap::new(),
         }
+    }
+
+    /// Fixes the first-start age cut-offs (Unix ms) of the streams without a threshold.
+    #[must_use]
+    pub fn with_cutoffs(mut self, cutoffs: &[Option<i64>]) -> Self {
+        for (state, cut) in self.streams.iter_mut().zip(cutoffs) {
+            state.cutoff = *cut;
+        }
+        self
+    }
+
+    /// The resourceVersions each stream's interrupted list had handled before a restart.
+    #[must_use]
+    pub fn with_list_handled(mut self, handled: Vec<BTreeSet<u64>>) -> Self {
+        for (state, h) in self.streams.iter_mut().zip(handled) {
+            state.list_handled = h;
+        }
+        self
+    }
+
+    /// The checkpoint's pending occurrences (exported before a restart, not finished by the
+    /// receivers listed): resent to those receivers at the relist.
+    #[must_use]
+    pub fn with_pending(mut self, pending: impl IntoIterator<Item = Owed>) -> Self {
+        self.pending
+            .extend(pending.into_iter().map(|((uid, n), owed)| (uid, (n, owed))));
+        self
     }
 
     /// Decides on one update of stream `stream`, `now_ms` being the wall clock (Unix ms).
@@ -276,8 +326,20 @@ impl OccurrenceFilter {
             }
         }
         if phase == Phase::Listing
-            && let (Some(rv), Some(threshold)) = (rv, state.threshold)
-            && rv <= threshold
+            && let Some((p, owed)) = self.pending.remove(&uid)
+            && p <= n
+        {
+            self.seen.insert(uid, n);
+            return if p == n {
+                Verdict::Resend(owed)
+            } else {
+                // A later occurrence since: new to everyone.
+                Verdict::New
+            };
+        }
+        if phase == Phase::Listing
+            && let Some(rv) = rv
+            && (state.threshold.is_some_and(|t| rv <= t) || state.list_handled.contains(&rv))
         {
             return Verdict::Handled;
         }
@@ -292,7 +354,10 @@ impl OccurrenceFilter {
             && state.first_start
             && Event::unenriched(event)
                 .occurred_at_ms()
-                .is_some_and(|at| now_ms.saturating_sub(at) > max_age_ms)
+                .is_some_and(|at| match state.cutoff {
+                    Some(cutoff) => at < cutoff,
+                    None => now_ms.saturating_sub(at) > max_age_ms,
+                })
         {
             return Verdict::TooOld;
         }
@@ -308,7 +373,15 @@ impl OccurrenceFilter {
         let max = state.listing_max.take().unwrap_or(0);
         state.threshold = Some(state.threshold.map_or(max, |t| t.max(max)));
         state.first_start = false;
-        state.threshold
+        state.cutoff = None;
+        state.listed = true;
+        state.list_handled = BTreeSet::new();
+        let threshold = state.threshold;
+        if self.streams.iter().all(|s| s.listed) {
+            // Every stream has listed: what is still pending is gone from the cluster.
+            self.pending.clear();
+        }
+        threshold
     }
 
     /// A list of stream `stream` starts over (`Init`).
@@ -352,6 +425,71 @@ mod tests {
             )),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn pending_occurrences_are_new_at_the_relist_whatever_their_resource_version() {
+        let mut f = OccurrenceFilter::new(&[Some(100)], [(UidKey::of("p"), 1)], 100, 5_000)
+            .with_pending([
+                ((UidKey::of("p"), 2), vec![ReceiverId(1)]),
+                ((UidKey::of("r"), 1), vec![]),
+            ]);
+        f.relisting(0);
+        assert_eq!(
+            f.decide(0, Phase::Listing, &ev("p", 50, 2, 0), NOW),
+            Verdict::Resend(vec![ReceiverId(1)])
+        );
+        // Repeated since the restart: a new occurrence, for everyone.
+        assert_eq!(
+            f.decide(0, Phase::Listing, &ev("r", 150, 2, 0), NOW),
+            Verdict::New
+        );
+        assert_eq!(
+            f.decide(0, Phase::Listing, &ev("q", 60, 1, 0), NOW),
+            Verdict::Handled
+        );
+        // Once: a second relist finds it handled.
+        f.relisting(0);
+        assert_eq!(
+            f.decide(0, Phase::Listing, &ev("p", 50, 2, 0), NOW),
+            Verdict::Handled
+        );
+    }
+
+    #[test]
+    fn what_an_interrupted_list_handled_is_skipped_until_the_list_ends() {
+        let mut f = OccurrenceFilter::new(&[Some(100)], [], 100, 5_000)
+            .with_list_handled(vec![BTreeSet::from([150, 170])]);
+        f.relisting(0);
+        assert_eq!(
+            f.decide(0, Phase::Listing, &ev("a", 150, 1, 0), NOW),
+            Verdict::Handled
+        );
+        assert_eq!(
+            f.decide(0, Phase::Listing, &ev("b", 160, 1, 0), NOW),
+            Verdict::New
+        );
+        // Changed since: a new version, decided as any other.
+        assert_eq!(
+            f.decide(0, Phase::Listing, &ev("c", 171, 2, 0), NOW),
+            Verdict::New
+        );
+        assert_eq!(f.listed(0), Some(171));
+    }
+
+    #[test]
+    fn a_fixed_first_start_cut_off_replaces_now_minus_max_age() {
+        let mut f =
+            OccurrenceFilter::new(&[None], [], 100, 5_000).with_cutoffs(&[Some(NOW - 60_000)]);
+        // 30 s old: older than the 5 s max age, younger than the cut-off fixed a minute ago.
+        assert_eq!(
+            f.decide(0, Phase::Listing, &ev("a", 1, 1, 30), NOW),
+            Verdict::New
+        );
+        assert_eq!(
+            f.decide(0, Phase::Listing, &ev("b", 2, 1, 90), NOW),
+            Verdict::TooOld
+        );
     }
 
     #[test]

@@ -36,11 +36,19 @@ struct Collector {
 
 impl Collector {
     async fn start() -> (Self, SocketAddr) {
+        Self::start_slow(Duration::ZERO).await
+    }
+
+    /// A collector that takes `delay` to answer each request.
+    async fn start_slow(delay: Duration) -> (Self, SocketAddr) {
         let me = Self::default();
         let state = me.clone();
         let addr = support::serve(move |req: support::Incoming| {
             let state = state.clone();
             async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 if state.down.load(Ordering::SeqCst) {
                     state.refused.fetch_add(1, Ordering::SeqCst);
                     return support::text_reply(503, "down");
@@ -128,6 +136,8 @@ struct Setup<'a> {
     store: Option<Arc<dyn CheckpointStore>>,
     elector: Option<LeaderElector>,
     identity: &'a str,
+    /// `maxEventAgeSeconds` (an hour unless a test is about it).
+    max_event_age: Duration,
 }
 
 fn start(setup: Setup<'_>) -> Running {
@@ -146,7 +156,7 @@ fn start(setup: Setup<'_>) -> Running {
     let metrics = Arc::new(Metrics::new("ee_"));
     let health = Arc::new(Health::new(Duration::from_secs(300)));
     let settings = ExporterSettings {
-        max_event_age: Duration::from_secs(3600),
+        max_event_age: setup.max_event_age,
         checkpoint_interval: Duration::from_millis(100),
         shutdown_grace: Duration::from_secs(10),
         identity: setup.identity.to_owned(),
@@ -221,6 +231,7 @@ fn single(
         store,
         elector: None,
         identity,
+        max_event_age: Duration::from_secs(3600),
     })
 }
 
@@ -514,6 +525,7 @@ async fn two_replicas_one_delivers_and_the_other_takes_over() {
                 lease_settings(identity),
             )),
             identity,
+            max_event_age: Duration::from_secs(3600),
         })
     };
     let a = replica("replica-a");
@@ -744,9 +756,12 @@ async fn a_crash_mid_stream_loses_nothing() {
     let threshold = cp
         .and_then(|cp| cp.streams.get(""))
         .map(|rv| rv.parse::<u64>().unwrap());
+    // What the checkpoint covers: at or below its resourceVersion and not pending, or among
+    // the recently finished.
     let covered = |id: &str| {
         let uid = id.split_once('/').unwrap().0;
-        threshold.is_some_and(|t| run.events.created_rv[uid] <= t)
+        let pending = cp.is_some_and(|cp| cp.pending.contains_key(&UidKey::of(uid).to_hex()));
+        (!pending && threshold.is_some_and(|t| run.events.created_rv[uid] <= t))
             || cp.is_some_and(|cp| recently_saved(cp, id))
     };
     let expected_repeats: BTreeSet<&str> = run
@@ -779,4 +794,153 @@ async fn a_crash_mid_stream_loses_nothing() {
         run.by_a.len() - expected_repeats.len(),
         run.by_a.len()
     );
+}
+
+/// Waits until every occurrence of `events` has been delivered at least once.
+async fn until_all_delivered(collector: &Collector, events: &Events) {
+    let mut expected = BTreeSet::new();
+    events.expected_after(&mut expected);
+    for _ in 0..3000 {
+        let got: BTreeSet<String> = collector.ids().into_iter().collect();
+        if got.is_superset(&expected) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A graceful stop part-way through a catch-up (thousands of events created while the
+/// exporter was down: more than the checkpoint keeps as recently finished occurrences), then a
+/// restart: exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_a_large_catch_up_repeats_nothing() {
+    let server = FakeApiServer::start().await.unwrap();
+    let cluster = server.cluster();
+    let (collector, addr) = Collector::start_slow(Duration::from_micros(300)).await;
+    let config = config(addr);
+    let path = temp_path("catch-up");
+    let store = || -> Arc<dyn CheckpointStore> { Arc::new(FileCheckpointStore::new(&path)) };
+    let mut events = Events::default();
+    events.create(&cluster, "first", "Started");
+    let a = single(&server, &config, Some(store()), "a");
+    collector.wait_for(1).await;
+    a.stop().await;
+    for i in 0..7000 {
+        events.create(&cluster, &format!("down-{i}"), "Killing");
+    }
+    let b = single(&server, &config, Some(store()), "b");
+    collector.wait_for(4700).await;
+    b.stop().await;
+    assert!(collector.ids().len() < 7001, "the stop came mid-catch-up");
+    let c = single(&server, &config, Some(store()), "c");
+    until_all_delivered(&collector, &events).await;
+    c.stop().await;
+    assert_exactly_once(&collector, &events);
+}
+
+/// A graceful stop before the very first list has been delivered, then a restart after more
+/// than `maxEventAgeSeconds`: the first start's cut-off is kept, so neither what the first list
+/// had left nor what was created meanwhile is dropped as too old; nothing is repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_the_first_list_keeps_its_age_cut_off() {
+    let server = FakeApiServer::start().await.unwrap();
+    let cluster = server.cluster();
+    let (collector, addr) = Collector::start_slow(Duration::from_millis(2)).await;
+    let config = config(addr);
+    let path = temp_path("first-list");
+    let store = || -> Arc<dyn CheckpointStore> { Arc::new(FileCheckpointStore::new(&path)) };
+    let mut events = Events::default();
+    for i in 0..1500 {
+        events.create(&cluster, &format!("early-{i}"), "Started");
+    }
+    let setup = |identity| Setup {
+        server: &server,
+        config: &config,
+        store: Some(store()),
+        elector: None,
+        identity,
+        max_event_age: Duration::from_secs(3),
+    };
+    let a = start(setup("a"));
+    collector.wait_for(200).await;
+    a.stop().await;
+    assert!(collector.ids().len() < 1500, "the stop came mid-list");
+    for i in 0..5 {
+        events.create(&cluster, &format!("down-{i}"), "Killing");
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let b = start(setup("b"));
+    until_ready(&b).await;
+    until_all_delivered(&collector, &events).await;
+    let text = b.live.render();
+    b.stop().await;
+    let too_old = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ee_events_discarded_total{reason=\"too_old\"} "))
+        .unwrap_or("0");
+    assert_eq!(too_old, "0", "{text}");
+    assert_exactly_once(&collector, &events);
+}
+
+/// One receiver that is down (retrying one event) while another delivers thousands, then a
+/// graceful restart: the healthy receiver's deliveries are not repeated, and the stuck one is
+/// delivered once its receiver is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_dead_receiver_holds_back_nothing_of_the_others_across_a_restart() {
+    let server = FakeApiServer::start().await.unwrap();
+    let cluster = server.cluster();
+    let (collector, addr) = Collector::start().await;
+    let (dead, dead_addr) = Collector::start().await;
+    dead.down.store(true, Ordering::SeqCst);
+    let yaml = format!(
+        r#"
+route:
+  routes:
+    - match:
+        - receiver: hook
+    - match:
+        - receiver: dead
+          reason: ^Rare$
+receivers:
+  - name: hook
+    webhook:
+      endpoint: "http://{addr}/events"
+      layout:
+        id: "{{{{ .GetDeliveryID }}}}"
+  - name: dead
+    webhook:
+      endpoint: "http://{dead_addr}/events"
+      layout:
+        id: "{{{{ .GetDeliveryID }}}}"
+    delivery:
+      initialBackoff: 20ms
+      maxBackoff: 100ms
+      maxAttempts: 100000
+      maxElapsed: 600s
+"#
+    );
+    let config = Config::load_str(&yaml, |_| None).unwrap();
+    let path = temp_path("dead-receiver");
+    let store = || -> Arc<dyn CheckpointStore> { Arc::new(FileCheckpointStore::new(&path)) };
+    let mut events = Events::default();
+    let a = single(&server, &config, Some(store()), "a");
+    until_ready(&a).await;
+    events.create(&cluster, "rare", "Rare");
+    for i in 0..5000 {
+        events.create(&cluster, &format!("n-{i}"), "Normal");
+    }
+    collector.wait_for(5001).await;
+    a.stop().await;
+    let cp = store().load().await.unwrap().unwrap();
+    let rare = &events.made["rare"].0;
+    let pending = &cp.pending[&UidKey::of(rare).to_hex()];
+    assert_eq!(pending.occurrence, 1);
+    assert_eq!(pending.receivers, ["dead"], "only `dead` owes it");
+    dead.down.store(false, Ordering::SeqCst);
+    let b = single(&server, &config, Some(store()), "b");
+    dead.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.stop().await;
+    assert_exactly_once(&collector, &events);
+    assert_eq!(dead.ids(), vec![format!("{rare}/1")]);
 }

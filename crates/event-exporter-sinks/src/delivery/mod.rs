@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use event_exporter_core::sink::{Delivery, SendError, Sink};
+use event_exporter_core::sink::{Delivery, ReceiptBoard, SendError, Sink};
 use event_exporter_core::{EnrichedEvent, ReceiverId, Router};
 use futures::FutureExt;
 use smallvec::SmallVec;
@@ -142,6 +142,16 @@ impl Drop for Receiver {
         self.queue.close();
         self.worker.abort();
     }
+}
+
+/// What [`Dispatcher::dispatch_tracked`] dispatched: the receivers reached, in routing order,
+/// and the board their deliveries mark finished (slot `i` is `receivers[i]`'s).
+#[derive(Debug)]
+pub struct Tracked {
+    /// One slot per delivery.
+    pub board: Arc<ReceiptBoard>,
+    /// The receiver of each slot.
+    pub receivers: SmallVec<[ReceiverId; 8]>,
 }
 
 /// Reads a [`Dispatcher`]'s per-receiver counters and queue depths from anywhere.
@@ -293,38 +303,66 @@ impl Dispatcher {
     pub async fn dispatch_patiently(&self, event: Arc<EnrichedEvent>, patience: Duration) -> usize {
         let reached = self.reached(&event);
         for id in &reached {
-            let Some(r) = self.receivers.get(id.index()) else {
-                continue;
-            };
-            let delivery = Delivery::new(Arc::clone(&event));
-            let congested = r.congested.load(Ordering::Relaxed);
-            let pushed = if congested && r.queue.len() > r.queue.capacity() / 2 {
-                r.queue.push(delivery)
-            } else {
-                if congested {
-                    r.congested.store(false, Ordering::Relaxed);
-                    tracing::info!(receiver = %r.name, "queue drained: no longer dropping");
-                }
-                let pushed = r.queue.push_within(delivery, patience).await;
-                if matches!(pushed, Pushed::DroppedOldest(_)) {
-                    r.congested.store(true, Ordering::Relaxed);
-                    tracing::warn!(
-                        receiver = %r.name,
-                        ?patience,
-                        "queue full: dropping its oldest deliveries until it drains to half"
-                    );
-                }
-                pushed
-            };
-            match pushed {
-                Pushed::Queued => {}
-                Pushed::DroppedOldest(old) => {
-                    events::dropped(&r.stats, &r.name, &old, "queue full")
-                }
-                Pushed::Closed(d) => events::dropped(&r.stats, &r.name, &d, "shutting down"),
-            }
+            self.push_patiently(*id, Delivery::new(Arc::clone(&event)), patience)
+                .await;
         }
         reached.len()
+    }
+
+    /// [`dispatch_patiently`](Self::dispatch_patiently) for a caller that tracks when each
+    /// delivery is finished (sent, given up, or dropped): every delivery carries a receipt of
+    /// the returned board, one slot per receiver in the returned list (in routing order).
+    /// `only`, when given, restricts the receivers to those in it (a resend of deliveries that
+    /// did not finish before a restart).
+    pub async fn dispatch_tracked(
+        &self,
+        event: Arc<EnrichedEvent>,
+        patience: Duration,
+        only: Option<&[ReceiverId]>,
+    ) -> Tracked {
+        let mut reached = self.reached(&event);
+        if let Some(only) = only {
+            reached.retain(|id| only.contains(id));
+        }
+        let board = ReceiptBoard::new(reached.len());
+        for (slot, id) in reached.iter().enumerate() {
+            let delivery = Delivery::with_receipt(Arc::clone(&event), board.receipt(slot));
+            self.push_patiently(*id, delivery, patience).await;
+        }
+        Tracked {
+            board,
+            receivers: reached,
+        }
+    }
+
+    async fn push_patiently(&self, id: ReceiverId, delivery: Delivery, patience: Duration) {
+        let Some(r) = self.receivers.get(id.index()) else {
+            return;
+        };
+        let congested = r.congested.load(Ordering::Relaxed);
+        let pushed = if congested && r.queue.len() > r.queue.capacity() / 2 {
+            r.queue.push(delivery)
+        } else {
+            if congested {
+                r.congested.store(false, Ordering::Relaxed);
+                tracing::info!(receiver = %r.name, "queue drained: no longer dropping");
+            }
+            let pushed = r.queue.push_within(delivery, patience).await;
+            if matches!(pushed, Pushed::DroppedOldest(_)) {
+                r.congested.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    receiver = %r.name,
+                    ?patience,
+                    "queue full: dropping its oldest deliveries until it drains to half"
+                );
+            }
+            pushed
+        };
+        match pushed {
+            Pushed::Queued => {}
+            Pushed::DroppedOldest(old) => events::dropped(&r.stats, &r.name, &old, "queue full"),
+            Pushed::Closed(d) => events::dropped(&r.stats, &r.name, &d, "shutting down"),
+        }
     }
 
     /// Like [`dispatch`](Self::dispatch), but waits for room in full queues instead of dropping:
