@@ -143,6 +143,20 @@ expect_render_failure "a misspelt nested key (-f slack.chanel)" "chanel" -f "$wo
 expect_render_failure "a misspelt securityContext key" "readOnlyRootFileSystem" --set securityContext.readOnlyRootFileSystem=true
 expect_render_failure "replicas 3 without leader election" "leader election is off" --set replicas=3 --set leaderElection.enabled=false
 expect_render_failure "a slack token without a channel" "slack.channel is required" --set slack.token=xoxb-x
+expect_render_failure "a grafana url without a token" "grafana.token or grafana.tokenSecretRef is required" --set grafana.url=https://grafana.example.com
+
+step "an in-cluster Grafana: its port is let through, and a seed-style \"Bearer …\" token is not doubled"
+render grafana --set grafana.url=http://grafana.monitoring:3000 --set 'grafana.token=Bearer glsa_abc' --set grafana.team=a
+check_manifests grafana
+python3 - "$work/grafana.yaml" <<'PY' || fail "grafana: NetworkPolicy port or token"
+import base64, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+np = next(d for d in docs if d["kind"] == "NetworkPolicy")
+ports = {p["port"] for rule in np["spec"]["egress"] for p in rule.get("ports", [])}
+assert 3000 in ports, ports
+secret = next(d for d in docs if d["kind"] == "Secret")
+assert base64.b64decode(secret["data"]["grafana-token"]) == b"glsa_abc", secret["data"]
+PY
 
 # The checkers must catch broken manifests.
 printf 'rbac:\n  lookup: []\n' >"$work/nolookup-values.yaml"

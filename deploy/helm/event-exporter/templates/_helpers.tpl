@@ -245,9 +245,8 @@ receivers:
 - name: grafana
   grafana:
     url: {{ $g.url | trimSuffix "/" | quote }}
-    {{- if include "event-exporter.grafanaToken" . }}
+    {{- $_ := required "grafana.token or grafana.tokenSecretRef is required with grafana.url (the annotations API needs a service-account token)" (include "event-exporter.grafanaToken" .) }}
     token: "${GRAFANA_TOKEN}"
-    {{- end }}
     {{- if $g.dashboard }}
     api: annotations
     dashboardUID: {{ $g.dashboard | quote }}
