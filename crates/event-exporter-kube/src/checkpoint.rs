@@ -87,9 +87,10 @@ pub struct PendingOccurrence {
 }
 
 impl PendingOccurrence {
-    /// Combined with `other` (a merge): the smaller occurrence, every receiver either names.
+    /// Combined with `other` (the same object): the greater occurrence — the one a restart
+    /// finds, resent to every receiver that owed either — and every receiver either names.
     fn absorb(&mut self, other: &PendingOccurrence) {
-        self.occurrence = self.occurrence.min(other.occurrence);
+        self.occurrence = self.occurrence.max(other.occurrence);
         if self.receivers.is_empty() || other.receivers.is_empty() {
             self.receivers.clear();
         } else {
@@ -174,12 +175,13 @@ impl Checkpoint {
         }
         for (selector, ranges) in &cp.list_handled {
             if decode_ranges(ranges).is_none() {
-                return Err(CheckpointError::Corrupt {
-                    store: store.to_owned(),
-                    message: format!(
-                        "listHandled {selector:?}: {ranges:?} is not a list of resourceVersion ranges"
-                    ),
-                });
+                // Only an optimisation of the next relist: without it, what that list had
+                // delivered is delivered again; nothing is lost.
+                tracing::warn!(
+                    store,
+                    selector,
+                    "checkpoint: listHandled is unreadable; ignoring it"
+                );
             }
         }
         Ok(cp)
@@ -220,12 +222,14 @@ impl Checkpoint {
                 std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().absorb(&entry),
             }
         }
-        let list_handled = selectors
-            .iter()
-            .zip(&snapshot.list_handled)
-            .filter(|(_, rvs)| !rvs.is_empty())
-            .map(|(sel, rvs)| (sel.clone(), encode_ranges(rvs)))
-            .collect();
+        let list_handled = within_budget(
+            selectors
+                .iter()
+                .zip(&snapshot.list_handled)
+                .filter(|(_, rvs)| !rvs.is_empty())
+                .map(|(sel, rvs)| (sel.clone(), rvs.clone()))
+                .collect(),
+        );
         let first_start = selectors
             .iter()
             .zip(&snapshot.cutoffs)
@@ -341,15 +345,20 @@ impl Checkpoint {
         for (sel, cut) in &other.first_start {
             self.first_start.entry(sel.clone()).or_insert(*cut);
         }
-        for (sel, theirs) in &other.list_handled {
-            let mut union = self
-                .list_handled
-                .get(sel)
-                .and_then(|r| decode_ranges(r))
-                .unwrap_or_default();
-            union.extend(decode_ranges(theirs).unwrap_or_default());
-            let union: Vec<u64> = union.into_iter().collect();
-            self.list_handled.insert(sel.clone(), encode_ranges(&union));
+        if !other.list_handled.is_empty() {
+            let mut union: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+            for (sel, ranges) in self.list_handled.iter().chain(&other.list_handled) {
+                union
+                    .entry(sel.clone())
+                    .or_default()
+                    .extend(decode_ranges(ranges).unwrap_or_default());
+            }
+            self.list_handled = within_budget(
+                union
+                    .into_iter()
+                    .map(|(sel, rvs)| (sel, rvs.into_iter().collect()))
+                    .collect(),
+            );
         }
         for (sel, rv) in &other.streams {
             let theirs = rv.parse::<u64>().unwrap_or(0);
@@ -373,51 +382,90 @@ impl Checkpoint {
     }
 }
 
-/// Sorted resourceVersions as ranges: `[1, 2, 3, 7]` → `"1-3,7"`.
+/// The most text all streams' `listHandled` may take in a checkpoint: with the recent list
+/// (4096 × ~40 bytes) and what is pending (bounded by the queues) it stays under the 1 MB a
+/// ConfigMap holds.
+pub const LIST_HANDLED_BUDGET: usize = 300_000;
+
+/// Per stream, sorted resourceVersions encoded by [`encode_ranges`], the largest ones dropped
+/// until each stream holds at most [`MAX_LIST_HANDLED`](crate::progress::MAX_LIST_HANDLED) and
+/// all fit in [`LIST_HANDLED_BUDGET`] (a dropped one is delivered again after a restart in the
+/// middle of that list: nothing is lost).
+fn within_budget(mut streams: Vec<(String, Vec<u64>)>) -> BTreeMap<String, String> {
+    for (_, rvs) in &mut streams {
+        rvs.truncate(crate::progress::MAX_LIST_HANDLED);
+    }
+    loop {
+        let encoded: Vec<(String, String)> = streams
+            .iter()
+            .map(|(sel, rvs)| (sel.clone(), encode_ranges(rvs)))
+            .collect();
+        let size: usize = encoded.iter().map(|(s, e)| s.len() + e.len()).sum();
+        if size <= LIST_HANDLED_BUDGET {
+            return encoded.into_iter().filter(|(_, e)| !e.is_empty()).collect();
+        }
+        // Shrink the longest by a tenth and try again.
+        let Some((_, longest)) = streams.iter_mut().max_by_key(|(_, rvs)| rvs.len()) else {
+            return BTreeMap::new();
+        };
+        let keep = longest.len() - longest.len().div_ceil(10);
+        longest.truncate(keep);
+    }
+}
+
+/// Sorted resourceVersions as runs, each written as its start's distance from the previous
+/// run's end (the first: from 0), then `+` and the run's length minus one when it is longer
+/// than one: `[100, 101, 102, 110, 115, 116]` → `"100+2,8,5+1"`. Dense or sparse, it takes a
+/// few bytes per resourceVersion.
 fn encode_ranges(sorted: &[u64]) -> String {
     let mut out = String::new();
+    let mut prev = 0u64;
     let mut i = 0;
     while let Some(&start) = sorted.get(i) {
         let mut end = start;
-        while sorted
-            .get(i + 1)
-            .is_some_and(|n| Some(*n) == end.checked_add(1))
+        while let Some(&next) = sorted.get(i + 1)
+            && Some(next) == end.checked_add(1)
         {
             i += 1;
-            end = sorted[i];
+            end = next;
         }
         if !out.is_empty() {
             out.push(',');
         }
-        if end == start {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}-{end}"));
+        out.push_str(&start.saturating_sub(prev).to_string());
+        if end > start {
+            out.push('+');
+            out.push_str(&(end - start).to_string());
         }
+        prev = end;
         i += 1;
     }
     out
 }
 
-/// [`encode_ranges`]' text back (`None` if it is not such a text, or a range is too long to
-/// be one this version wrote).
+/// [`encode_ranges`]' text back (`None` if it is not such a text, or holds more than a
+/// stream keeps).
 fn decode_ranges(text: &str) -> Option<BTreeSet<u64>> {
+    let max = crate::progress::MAX_LIST_HANDLED as u64;
     let mut set = BTreeSet::new();
+    let mut prev = 0u64;
+    let mut count = 0u64;
     for part in text.split(',').filter(|p| !p.is_empty()) {
-        let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a.parse::<u64>().ok()?, b.parse::<u64>().ok()?),
-            None => {
-                let n = part.parse::<u64>().ok()?;
-                (n, n)
-            }
+        let (delta, extra) = match part.split_once('+') {
+            Some((d, l)) => (d.parse::<u64>().ok()?, l.parse::<u64>().ok()?),
+            None => (part.parse::<u64>().ok()?, 0),
         };
-        if b < a || b - a >= crate::progress::MAX_LIST_HANDLED as u64 {
+        if !set.is_empty() && delta == 0 {
             return None;
         }
-        set.extend(a..=b);
-        if set.len() > crate::progress::MAX_LIST_HANDLED {
+        count = count.checked_add(extra)?.checked_add(1)?;
+        if count > max {
             return None;
         }
+        let start = prev.checked_add(delta)?;
+        let end = start.checked_add(extra)?;
+        set.extend(start..=end);
+        prev = end;
     }
     Some(set)
 }
@@ -636,18 +684,13 @@ mod tests {
     }
 
     #[test]
-    fn list_handled_resource_versions_are_stored_as_ranges() {
-        let rvs = [3, 4, 5, 9, 11, 12];
-        assert_eq!(encode_ranges(&rvs), "3-5,9,11-12");
-        assert_eq!(
-            decode_ranges("3-5,9,11-12")
-                .unwrap()
-                .into_iter()
-                .collect::<Vec<_>>(),
-            rvs
-        );
+    fn list_handled_resource_versions_are_stored_as_runs() {
+        let rvs = [100, 101, 102, 110, 115, 116];
+        assert_eq!(encode_ranges(&rvs), "100+2,8,5+1");
+        let back: Vec<u64> = decode_ranges("100+2,8,5+1").unwrap().into_iter().collect();
+        assert_eq!(back, rvs);
         assert_eq!(encode_ranges(&[]), "");
-        for bad in ["a", "5-3", "1-", "0-999999999"] {
+        for bad in ["a", "1,0", "1+", "0+999999999", "-3"] {
             assert_eq!(decode_ranges(bad), None, "{bad}");
         }
         let snapshot = ProgressSnapshot {
@@ -658,13 +701,69 @@ mod tests {
         let cp = Checkpoint::from_progress(&[String::new()], &snapshot, &[], "w");
         let text = serde_json::to_string(&cp).unwrap();
         assert!(
-            text.contains(r#""listHandled":{"":"3-5,9,11-12"}"#),
+            text.contains(r#""listHandled":{"":"100+2,8,5+1"}"#),
             "{text}"
         );
         let back = Checkpoint::parse(&text, "x").unwrap();
         assert_eq!(
             back.list_handled(&[String::new()]),
             vec![BTreeSet::from(rvs)]
+        );
+    }
+
+    #[test]
+    fn list_handled_stays_within_its_budget_even_sparse_and_merged() {
+        // The worst case: as many sparse 9-digit resourceVersions as a stream keeps, in two
+        // writers' checkpoints.
+        let max = crate::progress::MAX_LIST_HANDLED as u64;
+        let sparse = |from: u64| -> Vec<u64> { (0..max).map(|i| from + i * 7_919).collect() };
+        let ours = ProgressSnapshot {
+            watermarks: vec![Some(1)],
+            list_handled: vec![sparse(100_000_000)],
+            ..Default::default()
+        };
+        let theirs = ProgressSnapshot {
+            list_handled: vec![sparse(100_000_003)],
+            ..ours.clone()
+        };
+        let a = Checkpoint::from_progress(&[String::new()], &ours, &[], "a");
+        let b = Checkpoint::from_progress(&[String::new()], &theirs, &[], "b");
+        let size = |cp: &Checkpoint| cp.list_handled.values().map(String::len).sum::<usize>();
+        assert!(size(&a) <= LIST_HANDLED_BUDGET, "{}", size(&a));
+        let merged = a.merge(&b);
+        assert!(size(&merged) <= LIST_HANDLED_BUDGET, "{}", size(&merged));
+        // And it loads back.
+        let text = serde_json::to_string(&merged).unwrap();
+        let back = Checkpoint::parse(&text, "x").unwrap();
+        assert!(!back.list_handled(&[String::new()])[0].is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_list_handled_is_ignored_not_a_first_start() {
+        let cp = Checkpoint::parse(
+            r#"{"version":2,"streams":{"":"9"},"listHandled":{"":"1,0"}}"#,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(cp.watermarks(&[String::new()]), vec![Some(9)]);
+        assert_eq!(cp.list_handled(&[String::new()]), vec![BTreeSet::new()]);
+    }
+
+    #[test]
+    fn two_pending_occurrences_of_one_object_become_the_later_one_owed_by_either_receiver() {
+        let snapshot = ProgressSnapshot {
+            watermarks: vec![Some(50)],
+            pending: vec![
+                ((UidKey(1), 3), vec![ReceiverId(0)]),
+                ((UidKey(1), 4), vec![ReceiverId(1)]),
+            ],
+            ..Default::default()
+        };
+        let names = ["r1".to_owned(), "r2".to_owned()];
+        let cp = Checkpoint::from_progress(&[String::new()], &snapshot, &names, "w");
+        assert_eq!(
+            cp.pending_for(&names),
+            vec![((UidKey(1), 4), vec![ReceiverId(0), ReceiverId(1)])]
         );
     }
 

@@ -39,7 +39,7 @@ use crate::enrich::Enricher;
 use crate::leader::{LeaderElector, Leadership};
 use crate::metrics::{Discard, Metrics, ReceiverSample};
 use crate::occurrence::{self, OccurrenceFilter, Phase, UidKey, Verdict};
-use crate::progress::Progress;
+use crate::progress::{Progress, Resume};
 use crate::server::{Health, MetricsSource};
 use crate::watch::{self, WatchItem, WatchSettings, WatchedEvent};
 
@@ -485,7 +485,7 @@ impl Term<'_> {
             .collect();
         let filter = OccurrenceFilter::new(
             &watermarks,
-            recent,
+            recent.iter().copied(),
             self.settings.remembered_occurrences,
             max_age_ms,
         );
@@ -497,7 +497,16 @@ impl Term<'_> {
             .with_cutoffs(&cutoffs)
             .with_pending(pending.iter().cloned())
             .with_list_handled(list_handled.clone());
-        let mut progress = Progress::new(watermarks, cutoffs, pending, list_handled, MAX_RECENT);
+        let mut progress = Progress::new(
+            Resume {
+                marks: watermarks,
+                cutoffs,
+                pending,
+                list_handled,
+                recent,
+            },
+            MAX_RECENT,
+        );
         let mut last_saved = cp;
 
         // The reader task keeps reading the watch whatever the pipeline is doing.

@@ -41,14 +41,29 @@ use crate::occurrence::UidKey;
 
 /// List-handled resourceVersions a stream keeps at most (see the module docs): a catch-up
 /// larger than this, stopped part-way, may repeat some of what it delivered.
-pub const MAX_LIST_HANDLED: usize = 100_000;
+pub const MAX_LIST_HANDLED: usize = 50_000;
 
 /// The receivers an occurrence was dispatched to.
 pub type Receivers = SmallVec<[ReceiverId; 8]>;
 
-/// An occurrence that is not finished: its key, and the receivers that still owe it (empty:
-/// every receiver it is routed to).
+/// An occurrence that is not finished: its key, and the receivers that still owe it (empty, in
+/// what a checkpoint carried: every receiver it is routed to).
 pub type Owed = ((UidKey, u32), Vec<ReceiverId>);
+
+/// Where a tracker starts: what the checkpoint recorded (all empty without one).
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    /// Each stream's mark.
+    pub marks: Vec<Option<u64>>,
+    /// The first-start age cut-offs of the streams without a mark.
+    pub cutoffs: Vec<Option<i64>>,
+    /// The pending occurrences.
+    pub pending: Vec<Owed>,
+    /// Each stream's list-handled resourceVersions.
+    pub list_handled: Vec<BTreeSet<u64>>,
+    /// The recently finished occurrences.
+    pub recent: Vec<(UidKey, u32)>,
+}
 
 /// An exported occurrence not known to be finished yet.
 #[derive(Debug)]
@@ -112,30 +127,33 @@ pub struct ProgressSnapshot {
 }
 
 impl Progress {
-    /// A tracker for streams starting at `marks` (from the checkpoint). `cutoffs` are the
-    /// first-start age cut-offs of the streams without a mark; `carried` the checkpoint's
-    /// pending occurrences and `list_handled` its list-handled resourceVersions; at most
-    /// `recent_capacity` finished occurrences are remembered.
-    pub fn new(
-        marks: Vec<Option<u64>>,
-        cutoffs: Vec<Option<i64>>,
-        carried: impl IntoIterator<Item = Owed>,
-        mut list_handled: Vec<BTreeSet<u64>>,
-        recent_capacity: usize,
-    ) -> Self {
-        list_handled.resize_with(marks.len(), BTreeSet::new);
+    /// A tracker resuming from `resume` (its pending occurrences are carried until exported
+    /// again or every stream has listed), remembering at most `recent_capacity` finished
+    /// occurrences.
+    pub fn new(resume: Resume, recent_capacity: usize) -> Self {
+        let Resume {
+            marks,
+            mut cutoffs,
+            pending,
+            mut list_handled,
+            recent,
+        } = resume;
         let streams = marks.len();
-        let carried_map = carried
+        list_handled.resize_with(streams, BTreeSet::new);
+        cutoffs.resize(streams, None);
+        let carried_map = pending
             .into_iter()
             .map(|((k, n), owed)| (k, (n, owed)))
             .collect();
+        let skip = recent.len().saturating_sub(recent_capacity);
+        let recent = recent.into_iter().skip(skip).collect();
         Self {
             marks,
             lists_done: vec![0; streams],
             cutoffs,
             unfinished: Vec::new(),
             list_handled,
-            recent: VecDeque::new(),
+            recent,
             recent_capacity,
             carried: carried_map,
             listed_this_term: vec![false; streams],
@@ -260,7 +278,13 @@ impl Progress {
     /// What a checkpoint written now records.
     pub fn snapshot(&mut self) -> ProgressSnapshot {
         self.advance();
-        let mut pending: Vec<Owed> = self.unfinished.iter().map(Unfinished::owed).collect();
+        // A delivery may finish meanwhile: an entry nobody owes any more is not pending.
+        let mut pending: Vec<Owed> = self
+            .unfinished
+            .iter()
+            .map(Unfinished::owed)
+            .filter(|(_, owed)| !owed.is_empty())
+            .collect();
         pending.extend(
             self.carried
                 .iter()
@@ -305,8 +329,13 @@ mod tests {
     const BOTH: [ReceiverId; 2] = [ReceiverId(0), ReceiverId(1)];
 
     fn tracker(marks: Vec<Option<u64>>, capacity: usize) -> Progress {
-        let cutoffs = vec![None; marks.len()];
-        Progress::new(marks, cutoffs, [], Vec::new(), capacity)
+        Progress::new(
+            Resume {
+                marks,
+                ..Resume::default()
+            },
+            capacity,
+        )
     }
 
     #[test]
@@ -406,14 +435,21 @@ mod tests {
     #[test]
     fn carried_occurrences_stay_pending_until_exported_or_every_stream_listed() {
         let mut p = Progress::new(
-            vec![Some(10), Some(20)],
-            vec![None, None],
-            [
-                ((UidKey(1), 3), vec![ReceiverId(1)]),
-                ((UidKey(2), 1), vec![]),
-            ],
-            Vec::new(),
+            Resume {
+                marks: vec![Some(10), Some(20)],
+                pending: vec![
+                    ((UidKey(1), 3), vec![ReceiverId(1)]),
+                    ((UidKey(2), 1), vec![]),
+                ],
+                recent: vec![(UidKey(5), 1)],
+                ..Resume::default()
+            },
             100,
+        );
+        assert_eq!(
+            p.snapshot().recent,
+            vec![(UidKey(5), 1)],
+            "kept from the checkpoint"
         );
         let mut s = p.snapshot();
         s.pending.sort();
@@ -440,10 +476,11 @@ mod tests {
     #[test]
     fn a_first_start_cut_off_is_kept_until_its_list_is_handled() {
         let mut p = Progress::new(
-            vec![None, Some(3)],
-            vec![Some(1_000), None],
-            [],
-            Vec::new(),
+            Resume {
+                marks: vec![None, Some(3)],
+                cutoffs: vec![Some(1_000), None],
+                ..Resume::default()
+            },
             10,
         );
         assert_eq!(p.snapshot().cutoffs, vec![Some(1_000), None]);
@@ -453,8 +490,14 @@ mod tests {
 
     #[test]
     fn recent_is_bounded_and_a_list_keeps_what_it_handled_until_it_ends() {
-        let carried = vec![BTreeSet::from([7, 8])];
-        let mut p = Progress::new(vec![Some(0)], vec![None], [], carried, 3);
+        let mut p = Progress::new(
+            Resume {
+                marks: vec![Some(0)],
+                list_handled: vec![BTreeSet::from([7, 8])],
+                ..Resume::default()
+            },
+            3,
+        );
         for i in 0..10u128 {
             drop(export(&mut p, 0, None, (UidKey(i), 1)));
         }
