@@ -145,8 +145,8 @@ expect_render_failure "replicas 3 without leader election" "leader election is o
 expect_render_failure "a slack token without a channel" "slack.channel is required" --set slack.token=xoxb-x
 expect_render_failure "a grafana url without a token" "grafana.token or grafana.tokenSecretRef is required" --set grafana.url=https://grafana.example.com
 
-step "an in-cluster Grafana: its port is let through, and a seed-style \"Bearer …\" token is not doubled"
-render grafana --set grafana.url=http://grafana.monitoring:3000 --set 'grafana.token=Bearer glsa_abc' --set grafana.team=a
+step "an in-cluster Grafana behind a Service: its pod port is let through, and a seed-style \"Bearer …\" token is not doubled"
+render grafana --set grafana.url=http://kube-prometheus-stack-grafana.monitoring.svc --set 'grafana.token=Bearer glsa_abc' --set grafana.team=a
 check_manifests grafana
 python3 - "$work/grafana.yaml" <<'PY' || fail "grafana: NetworkPolicy port or token"
 import base64, sys, yaml

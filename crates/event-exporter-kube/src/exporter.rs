@@ -594,9 +594,11 @@ impl Term<'_> {
             let lost = lost_or_never(leadership.as_mut());
             match next {
                 Next::End(end) => break end,
+                // A stop cuts a periodic save short: the final save follows.
                 Next::Save => tokio::select! {
                     biased;
                     () = lost => break TermEnd::LostLeadership,
+                    () = stop.as_mut() => break TermEnd::Stopped,
                     () = self.save(&selectors, &mut progress, &mut last_saved) => {}
                 },
                 Next::Handle(None) => {
@@ -618,6 +620,20 @@ impl Term<'_> {
         };
         reader.abort();
         drop(ready);
+        // Let deliveries under way finish, then save: what is still pending is recorded and
+        // delivered after a restart rather than lost. Losing the Lease meanwhile ends that: the
+        // deliveries are the new leader's now.
+        let end = match end {
+            TermEnd::LostLeadership => end,
+            _ => {
+                let lost = lost_or_never(leadership.as_mut());
+                tokio::select! {
+                    biased;
+                    () = lost => TermEnd::LostLeadership,
+                    () = self.drain(&mut progress) => end,
+                }
+            }
+        };
         if matches!(end, TermEnd::LostLeadership) {
             // The new leader owns the checkpoint and resumes from it: what is still queued here
             // is its to deliver. Drop it, and save nothing (a save now could move the watermark
@@ -627,8 +643,28 @@ impl Term<'_> {
             tracing::warn!(dropped, "leadership lost: queued deliveries dropped");
             return end;
         }
-        // Let deliveries under way finish, then save: what is still pending stays behind the
-        // watermark and is delivered again after a restart rather than lost.
+        {
+            let lost = lost_or_never(leadership.as_mut());
+            tokio::select! {
+                biased;
+                () = lost => {
+                    self.metrics.set_leader(false);
+                    let dropped = self.dispatcher.discard_queued("leadership lost");
+                    tracing::warn!(dropped, "leadership lost while stopping: nothing saved");
+                    return TermEnd::LostLeadership;
+                }
+                () = self.save(&selectors, &mut progress, &mut last_saved) => {}
+            }
+        }
+        // Nothing is sent once the Lease is released: neither what is queued nor what a worker
+        // has in hand.
+        self.dispatcher.discard_queued("shutdown deadline");
+        release(leadership).await;
+        end
+    }
+
+    /// Waits up to the shutdown grace for the deliveries under way to finish.
+    async fn drain(&self, progress: &mut Progress) {
         let now = tokio::time::Instant::now();
         let deadline = now
             .checked_add(self.settings.shutdown_grace)
@@ -646,11 +682,6 @@ impl Term<'_> {
                 "grace period over with deliveries under way; they will be sent again after a restart"
             );
         }
-        self.save(&selectors, &mut progress, &mut last_saved).await;
-        // Nothing is sent once the Lease is released.
-        self.dispatcher.discard_queued("shutdown deadline");
-        release(leadership).await;
-        end
     }
 
     async fn deliver(&self, item: Ready, progress: &mut Progress) {

@@ -331,3 +331,31 @@ async fn a_dropped_dispatcher_stops_its_workers_like_a_crash() {
         "the worker still holds the sink"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn discarding_abandons_the_delivery_in_hand_and_its_retries() {
+    // e0 keeps failing (retried with backoff); e1 waits in the queue.
+    let failing: Vec<Result<(), SendError>> =
+        (0..100).map(|_| Err(SendError::retryable("503"))).collect();
+    let flaky = Scripted::new("flaky", failing, None);
+    let d = Dispatcher::start(
+        router(&["flaky"]),
+        vec![Box::new(Shared(flaky.clone()))],
+        options(8),
+    );
+    d.dispatch(event("e0"));
+    d.dispatch(event("e1"));
+    settle().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    settle().await;
+    let before = flaky.seen().len();
+    assert!(before >= 2, "e0 was retried: {before}");
+    assert_eq!(d.discard_queued("leadership lost"), 1, "e1 was queued");
+    settle().await;
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    settle().await;
+    assert_eq!(flaky.seen().len(), before, "sent after the discard");
+    let stats = d.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(stats[0].1.dropped, 2, "e1 queued and e0 in hand");
+    assert_eq!(stats[0].1.sent, 0);
+}

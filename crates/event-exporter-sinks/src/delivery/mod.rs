@@ -24,6 +24,7 @@ use event_exporter_core::sink::{Delivery, ReceiptBoard, SendError, Sink};
 use event_exporter_core::{EnrichedEvent, ReceiverId, Router};
 use futures::FutureExt;
 use smallvec::SmallVec;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{DeliveryConfig, DeliverySettings, parse_duration};
@@ -130,6 +131,8 @@ struct Receiver {
     queue: Arc<DeliveryQueue>,
     stats: Arc<ReceiverStats>,
     worker: JoinHandle<()>,
+    /// Bumped by [`Dispatcher::discard_queued`]: the worker abandons the delivery in hand.
+    halt: watch::Sender<u64>,
     /// Its queue stayed full for a whole patience (see [`Dispatcher::dispatch_patiently`]).
     congested: std::sync::atomic::AtomicBool,
 }
@@ -141,6 +144,8 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         self.queue.close();
         self.worker.abort();
+        // The queue outlives us when an observer holds it: release what it held.
+        drop(self.queue.drain());
     }
 }
 
@@ -192,39 +197,60 @@ async fn work(
     queue: Arc<DeliveryQueue>,
     stats: Arc<ReceiverStats>,
     policy: RetryPolicy,
+    mut halt: watch::Receiver<u64>,
 ) {
     while let Some(delivery) = queue.pop().await {
         stats.in_flight.store(1, Ordering::Relaxed);
-        let started = tokio::time::Instant::now();
-        let mut failures = 0u32;
-        loop {
-            // A sink that panics fails this delivery, not the receiver: later deliveries are
-            // still sent, and every one is accounted for.
-            let attempt = std::panic::AssertUnwindSafe(sink.send(&delivery))
-                .catch_unwind()
-                .await;
-            let result = attempt.unwrap_or_else(|_| Err(SendError::permanent("the sink panicked")));
-            match result {
-                Ok(()) => {
-                    events::sent(&stats);
-                    break;
-                }
-                Err(error) => {
-                    failures += 1;
-                    match policy.decide(&error, failures, started.elapsed(), jitter()) {
-                        Decision::RetryAfter(wait) => {
-                            events::retrying(&stats, sink.name(), &delivery, &error, wait);
-                            tokio::time::sleep(wait).await;
-                        }
-                        Decision::GiveUp => {
-                            events::given_up(&stats, sink.name(), &delivery, &error, failures);
-                            break;
-                        }
+        halt.borrow_and_update();
+        // A discard (a lost Lease, a shutdown) abandons the delivery in hand too: its attempt
+        // or its wait for the next one is cut short, and nothing more is sent for it.
+        let halted = tokio::select! {
+            biased;
+            _ = halt.changed() => true,
+            () = attempts(&*sink, &delivery, &stats, &policy) => false,
+        };
+        if halted {
+            events::dropped(&stats, sink.name(), &delivery, "discarded in flight");
+        }
+        stats.in_flight.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Sends `delivery`, retrying as `policy` says, until it is sent or given up.
+async fn attempts(
+    sink: &dyn Sink,
+    delivery: &Delivery,
+    stats: &ReceiverStats,
+    policy: &RetryPolicy,
+) {
+    let started = tokio::time::Instant::now();
+    let mut failures = 0u32;
+    loop {
+        // A sink that panics fails this delivery, not the receiver: later deliveries are
+        // still sent, and every one is accounted for.
+        let attempt = std::panic::AssertUnwindSafe(sink.send(delivery))
+            .catch_unwind()
+            .await;
+        let result = attempt.unwrap_or_else(|_| Err(SendError::permanent("the sink panicked")));
+        match result {
+            Ok(()) => {
+                events::sent(stats);
+                return;
+            }
+            Err(error) => {
+                failures += 1;
+                match policy.decide(&error, failures, started.elapsed(), jitter()) {
+                    Decision::RetryAfter(wait) => {
+                        events::retrying(stats, sink.name(), delivery, &error, wait);
+                        tokio::time::sleep(wait).await;
+                    }
+                    Decision::GiveUp => {
+                        events::given_up(stats, sink.name(), delivery, &error, failures);
+                        return;
                     }
                 }
             }
         }
-        stats.in_flight.store(0, Ordering::Relaxed);
     }
 }
 
@@ -255,17 +281,20 @@ impl Dispatcher {
                 let sink: Arc<dyn Sink> = Arc::from(sink);
                 let queue = Arc::new(DeliveryQueue::new(options.queue_capacity));
                 let stats = Arc::new(ReceiverStats::default());
+                let (halt, halted) = watch::channel(0);
                 let worker = tokio::spawn(work(
                     Arc::clone(&sink),
                     Arc::clone(&queue),
                     Arc::clone(&stats),
                     options.retry,
+                    halted,
                 ));
                 Receiver {
                     name: sink.name().to_owned(),
                     queue,
                     stats,
                     worker,
+                    halt,
                     congested: std::sync::atomic::AtomicBool::new(false),
                 }
             })
@@ -411,9 +440,11 @@ impl Dispatcher {
         }
     }
 
-    /// Drops every queued delivery (counted as dropped, with `why`), keeping the dispatcher
-    /// running: for a replica that lost its Lease, whose queued deliveries are now the new
-    /// leader's to make. A delivery a worker is sending finishes. Returns how many were dropped.
+    /// Drops every queued delivery (counted as dropped, with `why`), and the one each worker
+    /// has in hand (its attempt is cut short, its retries abandoned; counted as dropped by the
+    /// worker), keeping the dispatcher running: for a replica that lost its Lease, whose
+    /// deliveries are now the new leader's to make, and for a shutdown once the checkpoint is
+    /// saved. Returns how many queued deliveries were dropped.
     pub fn discard_queued(&self, why: &'static str) -> usize {
         let mut dropped = 0;
         for r in &self.receivers {
@@ -421,6 +452,9 @@ impl Dispatcher {
                 events::dropped(&r.stats, &r.name, d, why);
                 dropped += 1;
             }
+            // And the one in hand: its attempt or retry wait ends now.
+            r.halt
+                .send_modify(|generation| *generation = generation.wrapping_add(1));
         }
         dropped
     }
