@@ -61,7 +61,7 @@ pub struct ExporterSettings {
     /// After a stop, how long deliveries under way may still take.
     pub shutdown_grace: Duration,
     /// How long an event waits for room in a full receiver queue before that receiver drops
-    /// its oldest delivery (see [`Dispatcher::dispatch_patiently`]).
+    /// its oldest delivery (see [`Dispatcher::dispatch_tracked`]).
     pub queue_patience: Duration,
     /// This process's identity (the Lease holder; the checkpoint's writer).
     pub identity: String,

@@ -107,7 +107,6 @@ pub struct Progress {
     recent: VecDeque<(UidKey, u32)>,
     recent_capacity: usize,
     carried: HashMap<UidKey, (u32, Vec<ReceiverId>)>,
-    listed_this_term: Vec<bool>,
 }
 
 /// What the tracker knows, for a checkpoint.
@@ -156,7 +155,6 @@ impl Progress {
             recent,
             recent_capacity,
             carried: carried_map,
-            listed_this_term: vec![false; streams],
         }
     }
 
@@ -218,10 +216,7 @@ impl Progress {
         if let Some(c) = self.cutoffs.get_mut(stream) {
             *c = None;
         }
-        if let Some(l) = self.listed_this_term.get_mut(stream) {
-            *l = true;
-        }
-        if self.listed_this_term.iter().all(|l| *l) {
+        if self.lists_done.iter().all(|done| *done > 0) {
             // Every carried occurrence that still exists has been listed, and exported again.
             self.carried.clear();
         }
