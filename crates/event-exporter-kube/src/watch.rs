@@ -1,4 +1,4 @@
-//! The watch on core/v1 Events: one kube-runtime [`watcher`] per stream (all events, or one
+//! The watch on core/v1 Events: one kube-runtime [`watcher()`] per stream (all events, or one
 //! per `watchReasons` entry as a `reason=` field selector), merged, with the watcher's
 //! default backoff between errors.
 //!
