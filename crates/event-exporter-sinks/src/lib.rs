@@ -1,6 +1,6 @@
 //! # event-exporter-sinks
 //!
-//! The receivers of event-exporter: [`webhook`], [`slack`], [`grafana`], [`stdout`] and [`file`]. Each sink kind has a
+//! The receivers of event-exporter: [`webhook`], [`slack`], [`grafana`], [`stdout`] and [`file`](mod@file). Each sink kind has a
 //! config type that validates its spec without I/O and then builds a [`Sink`]; [`build`] is
 //! the one place that maps a receiver's kind (`webhook:`, `stdout:`, ...) to its builder.
 

@@ -86,7 +86,7 @@ impl Output {
     }
 }
 
-/// Writes one JSON line per event to an [`Output`].
+/// Writes one JSON line per event to an output (standard output, or a file).
 #[derive(Debug)]
 pub struct LineSink {
     name: String,

@@ -1,6 +1,6 @@
 //! The configuration model: upstream `kubernetes-event-exporter`'s `config.yaml`, typed.
 //!
-//! Loading goes text → `${VAR}` expansion ([`env`]) → YAML into [`Config`]. The model accepts
+//! Loading goes text → `${VAR}` expansion ([`env`](mod@env)) → YAML into [`Config`]. The model accepts
 //! every top-level key upstream and the seed app write, and refuses unknown keys with their
 //! place (`route.routes[2].match[0].namspace: unknown field`) and the line and column, where
 //! upstream ignores them silently. Receiver specs stay generic YAML here ([`ReceiverConfig`]):
