@@ -493,7 +493,9 @@ async fn checkpoint_reaches(cluster: &Cluster, rv: u64) {
             .get_object("v1", "ConfigMap", Some("default"), "ee-checkpoint")
             .and_then(|cm| cm["data"]["checkpoint"].as_str().map(str::to_owned))
             .and_then(|t| Checkpoint::parse(&t, "cm").ok());
-        if cp.is_some_and(|c| c.watermarks(&[String::new()])[0] >= Some(rv)) {
+        // Everything up to `rv` handled, and nothing of it still pending: all delivered.
+        if cp.is_some_and(|c| c.watermarks(&[String::new()])[0] >= Some(rv) && c.pending.is_empty())
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
