@@ -430,6 +430,8 @@ impl Term<'_> {
                 if let Some(rv) = snapshot.watermarks.iter().flatten().min() {
                     self.metrics.set_checkpoint_rv(*rv);
                 }
+                self.metrics
+                    .set_checkpoint_pending(u64::try_from(cp.pending.len()).unwrap_or(u64::MAX));
                 *last = Some(cp);
             }
             Err(e) => {

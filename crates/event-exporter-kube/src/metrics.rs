@@ -72,6 +72,7 @@ pub struct Metrics {
     enrichment_skipped: AtomicU64,
     leader: AtomicBool,
     checkpoint_rv: AtomicU64,
+    checkpoint_pending: AtomicU64,
     checkpoint_writes: AtomicU64,
     checkpoint_errors: AtomicU64,
 }
@@ -119,6 +120,7 @@ impl Metrics {
             enrichment_skipped: AtomicU64::new(0),
             leader: AtomicBool::new(false),
             checkpoint_rv: AtomicU64::new(0),
+            checkpoint_pending: AtomicU64::new(0),
             checkpoint_writes: AtomicU64::new(0),
             checkpoint_errors: AtomicU64::new(0),
         }
@@ -169,6 +171,11 @@ impl Metrics {
     /// The resourceVersion the checkpoint last recorded.
     pub fn set_checkpoint_rv(&self, rv: u64) {
         self.checkpoint_rv.store(rv, Ordering::Relaxed);
+    }
+
+    /// How many occurrences the checkpoint last recorded as not finished by some receiver.
+    pub fn set_checkpoint_pending(&self, pending: u64) {
+        self.checkpoint_pending.store(pending, Ordering::Relaxed);
     }
 
     /// The checkpoint was written.
@@ -266,6 +273,12 @@ impl Metrics {
             "gauge",
             "The resourceVersion last recorded in the checkpoint.",
             load(&self.checkpoint_rv),
+        );
+        w.simple(
+            "checkpoint_pending",
+            "gauge",
+            "Occurrences the checkpoint last recorded as not finished by some receiver.",
+            load(&self.checkpoint_pending),
         );
         w.simple(
             "checkpoint_writes_total",
@@ -386,6 +399,7 @@ mod tests {
         m.enrichment_lookup(Lookup::NotFound);
         m.set_leader(true);
         m.set_checkpoint_rv(42);
+        m.set_checkpoint_pending(3);
         m.checkpoint_written();
         let text = m.render(&[ReceiverSample {
             name: "sla\"ck\\x\ny",
@@ -435,6 +449,9 @@ ee_leader 1
 # HELP ee_checkpoint_resource_version The resourceVersion last recorded in the checkpoint.
 # TYPE ee_checkpoint_resource_version gauge
 ee_checkpoint_resource_version 42
+# HELP ee_checkpoint_pending Occurrences the checkpoint last recorded as not finished by some receiver.
+# TYPE ee_checkpoint_pending gauge
+ee_checkpoint_pending 3
 # HELP ee_checkpoint_writes_total Checkpoint writes that succeeded.
 # TYPE ee_checkpoint_writes_total counter
 ee_checkpoint_writes_total 1

@@ -932,7 +932,12 @@ receivers:
         events.create(&cluster, &format!("n-{i}"), "Normal");
     }
     collector.wait_for(5001).await;
+    let a_metrics = Arc::clone(&a.metrics);
     a.stop().await;
+    assert!(
+        a_metrics.render(&[]).contains("ee_checkpoint_pending 1\n"),
+        "the stuck delivery shows in the metrics"
+    );
     let cp = store().load().await.unwrap().unwrap();
     let rare = &events.made["rare"].0;
     let pending = &cp.pending[&UidKey::of(rare).to_hex()];
