@@ -87,6 +87,16 @@ pub struct PendingOccurrence {
 }
 
 impl PendingOccurrence {
+    /// Records `entry` for uid key `key` in `map`, combined with what it holds for that key.
+    fn add(map: &mut BTreeMap<String, PendingOccurrence>, key: String, entry: &PendingOccurrence) {
+        match map.get_mut(&key) {
+            Some(held) => held.absorb(entry),
+            None => {
+                map.insert(key, entry.clone());
+            }
+        }
+    }
+
     /// Combined with `other` (the same object): the greater occurrence — the one a restart
     /// finds, resent to every receiver that owed either — and every receiver either names.
     fn absorb(&mut self, other: &PendingOccurrence) {
@@ -215,12 +225,7 @@ impl Checkpoint {
                     .filter_map(|id| receivers.get(id.index()).cloned())
                     .collect(),
             };
-            match pending.entry(k.to_hex()) {
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert(entry);
-                }
-                std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().absorb(&entry),
-            }
+            PendingOccurrence::add(&mut pending, k.to_hex(), &entry);
         }
         let list_handled = within_budget(
             selectors
@@ -335,12 +340,7 @@ impl Checkpoint {
             return self;
         }
         for (k, p) in &other.pending {
-            match self.pending.get_mut(k) {
-                Some(ours) => ours.absorb(p),
-                None => {
-                    self.pending.insert(k.clone(), p.clone());
-                }
-            }
+            PendingOccurrence::add(&mut self.pending, k.clone(), p);
         }
         for (sel, cut) in &other.first_start {
             self.first_start.entry(sel.clone()).or_insert(*cut);

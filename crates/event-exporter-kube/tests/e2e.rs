@@ -206,9 +206,14 @@ struct World {
 
 impl World {
     async fn start() -> Self {
+        Self::start_slow(Duration::ZERO).await
+    }
+
+    /// A world whose collector takes `delay` to answer each request.
+    async fn start_slow(delay: Duration) -> Self {
         let server = FakeApiServer::start().await.unwrap();
         let cluster = server.cluster();
-        let (collector, addr) = Collector::start().await;
+        let (collector, addr) = Collector::start_slow(delay).await;
         Self {
             server,
             cluster,
@@ -342,6 +347,11 @@ fn assert_exactly_once(collector: &Collector, events: &Events) {
     assert_eq!(got, expected, "missing or unexpected deliveries");
 }
 
+/// A checkpoint kept in the file at `path`.
+fn file_store(path: &std::path::Path) -> Arc<dyn CheckpointStore> {
+    Arc::new(FileCheckpointStore::new(path))
+}
+
 fn temp_path(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("ee-e2e-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -358,7 +368,7 @@ async fn restart_mid_stream_delivers_every_occurrence_exactly_once() {
         config,
     } = World::start().await;
     let path = temp_path("restart");
-    let store = || -> Arc<dyn CheckpointStore> { Arc::new(FileCheckpointStore::new(&path)) };
+    let store = || file_store(&path);
     let mut events = Events::default();
     for i in 0..20 {
         events.create(&cluster, &format!("before-{i}"), "Started");
@@ -583,12 +593,7 @@ async fn bad_input_is_logged_counted_and_survived() {
     let path = temp_path("corrupt");
     std::fs::write(&path, "{ not a checkpoint").unwrap();
     let mut events = Events::default();
-    let running = single(
-        &server,
-        &config,
-        Some(Arc::new(FileCheckpointStore::new(&path))),
-        "a",
-    );
+    let running = single(&server, &config, Some(file_store(&path)), "a");
     events.create(&cluster, "first", "Started");
     collector.wait_for(1).await;
     // An object that is JSON but not an Event, then a line that is not JSON at all.
@@ -681,7 +686,7 @@ async fn interrupted(name: &str, crash: bool) -> Interrupted {
         config,
     } = World::start().await;
     let path = temp_path(name);
-    let store = || -> Arc<dyn CheckpointStore> { Arc::new(FileCheckpointStore::new(&path)) };
+    let store = || file_store(&path);
     let a = single(&server, &config, Some(store()), "a");
     until_ready(&a).await;
     let pause = Duration::from_millis(if crash { 20 } else { 5 });
@@ -713,15 +718,7 @@ async fn interrupted(name: &str, crash: bool) -> Interrupted {
     let checkpoint = store().load().await.unwrap();
     let b = single(&server, &config, Some(store()), "b");
     let events = writer.await.unwrap();
-    let mut expected = BTreeSet::new();
-    events.expected_after(&mut expected);
-    for _ in 0..1500 {
-        let got: BTreeSet<String> = collector.ids().into_iter().collect();
-        if got.is_superset(&expected) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_all_delivered(&collector, &events).await;
     b.stop().await;
     Interrupted {
         collector,
@@ -816,12 +813,14 @@ async fn until_all_delivered(collector: &Collector, events: &Events) {
 /// restart: exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_during_a_large_catch_up_repeats_nothing() {
-    let server = FakeApiServer::start().await.unwrap();
-    let cluster = server.cluster();
-    let (collector, addr) = Collector::start_slow(Duration::from_micros(300)).await;
-    let config = config(addr);
+    let World {
+        server,
+        cluster,
+        collector,
+        config,
+    } = World::start_slow(Duration::from_micros(300)).await;
     let path = temp_path("catch-up");
-    let store = || -> Arc<dyn CheckpointStore> { Arc::new(FileCheckpointStore::new(&path)) };
+    let store = || file_store(&path);
     let mut events = Events::default();
     events.create(&cluster, "first", "Started");
     let a = single(&server, &config, Some(store()), "a");
@@ -845,12 +844,14 @@ async fn a_stop_during_a_large_catch_up_repeats_nothing() {
 /// had left nor what was created meanwhile is dropped as too old; nothing is repeated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_during_the_first_list_keeps_its_age_cut_off() {
-    let server = FakeApiServer::start().await.unwrap();
-    let cluster = server.cluster();
-    let (collector, addr) = Collector::start_slow(Duration::from_millis(2)).await;
-    let config = config(addr);
+    let World {
+        server,
+        cluster,
+        collector,
+        config,
+    } = World::start_slow(Duration::from_millis(2)).await;
     let path = temp_path("first-list");
-    let store = || -> Arc<dyn CheckpointStore> { Arc::new(FileCheckpointStore::new(&path)) };
+    let store = || file_store(&path);
     let mut events = Events::default();
     for i in 0..1500 {
         events.create(&cluster, &format!("early-{i}"), "Started");
@@ -923,7 +924,7 @@ receivers:
     );
     let config = Config::load_str(&yaml, |_| None).unwrap();
     let path = temp_path("dead-receiver");
-    let store = || -> Arc<dyn CheckpointStore> { Arc::new(FileCheckpointStore::new(&path)) };
+    let store = || file_store(&path);
     let mut events = Events::default();
     let a = single(&server, &config, Some(store()), "a");
     until_ready(&a).await;

@@ -77,6 +77,18 @@ fn put_pod(server: &FakeApiServer, name: &str) {
     }));
 }
 
+/// Answers the next GETs of pod `name` with 429 and a Retry-After of a minute: kube retries a
+/// 429 after its Retry-After, far longer than a lookup may take.
+fn throttle_pod(server: &FakeApiServer, name: &str) {
+    server.cluster().fail_next(
+        "GET",
+        &format!("/api/v1/namespaces/default/pods/{name}"),
+        429,
+        Some(60),
+        5,
+    );
+}
+
 #[tokio::test]
 async fn pod_and_capi_cluster_enrichment() {
     let server = FakeApiServer::start().await.unwrap();
@@ -308,14 +320,7 @@ async fn unknown_kind_is_an_error_not_a_panic() {
 async fn throttled_api_is_bounded_by_the_timeout() {
     let server = FakeApiServer::start().await.unwrap();
     put_pod(&server, "web-1");
-    // kube retries a 429 after its Retry-After: far longer than the lookup may take.
-    server.cluster().fail_next(
-        "GET",
-        "/api/v1/namespaces/default/pods/web-1",
-        429,
-        Some(60),
-        5,
-    );
+    throttle_pod(&server, "web-1");
     let settings = EnrichSettings {
         timeout: Duration::from_millis(300),
         ..EnrichSettings::default()
@@ -394,14 +399,7 @@ async fn a_timed_out_group_is_skipped_for_a_while_and_others_are_not() {
         "apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster",
         "metadata": {"name": "test01", "namespace": "org-a", "labels": {"team": "a"}}
     }));
-    // The pod lookup is throttled far beyond the timeout.
-    server.cluster().fail_next(
-        "GET",
-        "/api/v1/namespaces/default/pods/web-1",
-        429,
-        Some(60),
-        5,
-    );
+    throttle_pod(&server, "web-1");
     let settings = EnrichSettings {
         timeout: Duration::from_millis(300),
         slow_api_pause: Duration::from_secs(600),
@@ -441,13 +439,7 @@ async fn a_pause_ends() {
     let server = FakeApiServer::start().await.unwrap();
     put_pod(&server, "web-1");
     put_pod(&server, "web-2");
-    server.cluster().fail_next(
-        "GET",
-        "/api/v1/namespaces/default/pods/web-1",
-        429,
-        Some(60),
-        5,
-    );
+    throttle_pod(&server, "web-1");
     let settings = EnrichSettings {
         timeout: Duration::from_millis(200),
         slow_api_pause: Duration::from_millis(300),
