@@ -323,3 +323,65 @@ fn bad_delivery_settings_are_refused_by_check() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_template_that_cannot_render_an_event_fails_that_delivery_only() {
+    // One event makes the template build a dict that contains itself, one has the largest
+    // count (a `printf` width from it is refused, as Go refuses it): neither crashes the run.
+    let server = FakeHttp::start(vec![]);
+    let dir = tempdir("hostile");
+    let cfg = dir.join("hostile.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"route:
+  match:
+    - receiver: hook
+receivers:
+  - name: hook
+    webhook:
+      endpoint: http://127.0.0.1:{}/hook
+      layout:
+        text: '{{{{ if eq .Reason "Evil" }}}}{{{{ $d := dict }}}}{{{{ $_ := set $d "a" $d }}}}{{{{ toJson $d }}}}{{{{ end }}}}{{{{ printf "%*d" .Count 1 }}}}'
+"#,
+            server.port
+        ),
+    )
+    .unwrap();
+    let events = dir.join("events.jsonl");
+    let event = |uid: &str, reason: &str, count: i64| {
+        format!(
+            r#"{{"metadata":{{"name":"{uid}","namespace":"ns","uid":"{uid}"}},"involvedObject":{{"kind":"Pod","name":"p"}},"reason":"{reason}","count":{count}}}"#
+        )
+    };
+    std::fs::write(
+        &events,
+        [
+            event("a", "BackOff", 2),
+            event("b", "Evil", 3),
+            event("c", "BackOff", 2147483647),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_event-exporter"))
+        .args(["run", "--config", cfg.to_str().unwrap(), "--events"])
+        .arg(&events)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("hook: sent 2, retried 0, failed 1, dropped 0"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("a dict cannot contain itself"), "{stderr}");
+    let bodies: Vec<String> = server.seen().into_iter().map(|c| c.body).collect();
+    assert_eq!(
+        bodies,
+        [r#"{"text":" 1"}"#, r#"{"text":"%!(BADWIDTH)1"}"#],
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

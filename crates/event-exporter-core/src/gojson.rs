@@ -19,6 +19,12 @@ pub fn write_pretty(value: &Value, out: &mut String) {
     write_value(value, out, Some("  "), 0);
 }
 
+/// [`write_pretty`] of a value nested `depth` levels deep in an indented document (its
+/// lines are indented as its place there needs).
+pub fn write_pretty_at(value: &Value, out: &mut String, depth: usize) {
+    write_value(value, out, Some("  "), depth);
+}
+
 /// `json.Marshal` of `value`, as a new string.
 pub fn to_string(value: &Value) -> String {
     let mut out = String::new();

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::event::Event;
-use crate::template::{RenderError, Template, TemplateError};
+use crate::template::{MAX_OUTPUT, RenderError, Template, TemplateError};
 
 /// A compiled layout.
 #[derive(Debug, Clone)]
@@ -126,9 +126,10 @@ impl Layout {
         }
     }
 
-    /// Renders the layout for `event`.
+    /// Renders the layout for `event`. Like one template, a whole layout renders at most
+    /// [`MAX_OUTPUT`] bytes.
     pub fn render(&self, event: Event<'_>) -> Result<serde_json::Value, LayoutRenderError> {
-        self.render_at(event, &mut String::new())
+        self.render_at(event, &mut String::new(), &mut 0)
     }
 
     /// Renders the layout for `event` straight into JSON text, exactly as
@@ -162,6 +163,9 @@ impl Layout {
                 scratch.clear();
                 t.render(event, scratch)?;
                 crate::gojson::write_string(scratch, out);
+                if out.len() > MAX_OUTPUT {
+                    return Err(too_large());
+                }
             }
             // A BTreeMap iterates in byte order of its keys: the order Go sorts them in.
             Layout::Map(map) => {
@@ -191,19 +195,25 @@ impl Layout {
         Ok(())
     }
 
+    /// `total`: the bytes the layout's templates have rendered so far.
     fn render_at(
         &self,
         event: Event<'_>,
         place: &mut String,
+        total: &mut usize,
     ) -> Result<serde_json::Value, LayoutRenderError> {
         Ok(match self {
             Layout::Template(t) => {
-                serde_json::Value::String(t.render_to_string(event).map_err(|source| {
-                    LayoutRenderError {
-                        place: format!("layout{place}"),
-                        source,
-                    }
-                })?)
+                let error = |source| LayoutRenderError {
+                    place: format!("layout{place}"),
+                    source,
+                };
+                let text = t.render_to_string(event).map_err(error)?;
+                *total += text.len();
+                if *total > MAX_OUTPUT {
+                    return Err(error(too_large()));
+                }
+                serde_json::Value::String(text)
             }
             Layout::Map(map) => {
                 let mut out = serde_json::Map::new();
@@ -211,7 +221,7 @@ impl Layout {
                     let len = place.len();
                     place.push('.');
                     place.push_str(k);
-                    let rendered = v.render_at(event, place);
+                    let rendered = v.render_at(event, place, total);
                     place.truncate(len);
                     out.insert(k.clone(), rendered?);
                 }
@@ -222,7 +232,7 @@ impl Layout {
                 for (i, v) in items.iter().enumerate() {
                     let len = place.len();
                     let _ = write!(place, "[{i}]");
-                    let rendered = v.render_at(event, place);
+                    let rendered = v.render_at(event, place, total);
                     place.truncate(len);
                     out.push(rendered?);
                 }
@@ -230,5 +240,38 @@ impl Layout {
             }
             Layout::Scalar(v) => v.clone(),
         })
+    }
+}
+
+/// The error of a layout whose templates together render more than [`MAX_OUTPUT`].
+fn too_large() -> RenderError {
+    RenderError {
+        message: format!(
+            "the layout renders more than {} MiB",
+            MAX_OUTPUT >> 20
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EnrichedEvent;
+
+    #[test]
+    fn a_layout_is_bounded_as_a_whole() {
+        let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+            r#"{a: '{{ repeat 4000000 "x" }}', b: ['{{ repeat 4000000 "y" }}', '{{ repeat 4000000 "z" }}']}"#,
+        )
+        .expect("yaml");
+        let layout = Layout::compile(&yaml, "layout").expect("compiles");
+        let event = EnrichedEvent::default();
+        let err = layout.render(event.view()).expect_err("too large");
+        assert!(err.to_string().contains("more than 8 MiB"), "{err}");
+        let mut out = String::new();
+        let err = layout
+            .write_json(event.view(), &mut out, &mut String::new())
+            .expect_err("too large");
+        assert!(err.to_string().contains("more than 8 MiB"), "{err}");
     }
 }

@@ -1,6 +1,7 @@
 //! The executor: walks the AST against an event.
 
 use super::funcs::{self, Func};
+use super::limits::{Bound, Fuel, MAX_OUTPUT, check_len};
 use super::parse::{Arg, Cmd, Control, FieldRef, List, Node, NumLit, Pipe, Program};
 use super::types::get_member;
 use super::value::{IntKind, Obj, Value};
@@ -31,6 +32,9 @@ const INLINE_ARGS: usize = 4;
 struct State<'t, 'x> {
     prog: &'t Program,
     out: &'x mut String,
+    /// Where this render's output starts in `out`.
+    start: usize,
+    fuel: Fuel,
     frame: Vec<Value<'t>>,
     root: Value<'t>,
     depth: usize,
@@ -48,9 +52,12 @@ pub(crate) fn execute<'t>(prog: &'t Program, event: Event<'t>, out: &mut String)
         ptr: true,
         addr: false,
     };
+    let start = out.len();
     let mut st = State {
         prog,
         out,
+        start,
+        fuel: Fuel::new(),
         frame: Vec::new(),
         root: root.clone(),
         depth: 0,
@@ -69,7 +76,33 @@ fn err<T>(span: (usize, usize), message: impl Into<String>) -> XResult<T> {
     })
 }
 
+/// A bound reached at `span`.
+fn bound<T>(span: (usize, usize), b: Bound) -> XResult<T> {
+    err(span, b.to_string())
+}
+
 impl<'t> State<'t, '_> {
+    /// Spends `steps` of the render's budget.
+    fn charge(&mut self, span: (usize, usize), steps: u64) -> XResult<()> {
+        self.fuel
+            .charge(steps)
+            .map_err(|message| ExecError { span, message })
+    }
+
+    /// Errs once this render's output is larger than [`MAX_OUTPUT`].
+    fn check_output(&self, span: (usize, usize)) -> XResult<()> {
+        if self.out.len() - self.start > MAX_OUTPUT {
+            return bound(span, Bound::Size);
+        }
+        Ok(())
+    }
+
+    /// Prints `v` as an action's result.
+    fn print(&mut self, v: &Value<'t>, span: (usize, usize)) -> XResult<()> {
+        v.print_template(self.out).or_else(|b| bound(span, b))?;
+        self.check_output(span)
+    }
+
     fn get_var(&self, slot: usize) -> Value<'t> {
         if slot == 0 && self.frame.is_empty() {
             return self.root.clone();
@@ -119,24 +152,34 @@ impl<'t> State<'t, '_> {
 
     fn walk(&mut self, dot: &Value<'t>, node: &'t Node) -> XResult<Flow> {
         match node {
-            Node::Text(t) => self.out.push_str(t),
+            Node::Text(t) => {
+                self.charge((0, 0), 1)?;
+                self.out.push_str(t);
+                self.check_output((0, 0))?;
+            }
             Node::Print(d, pipe) => {
+                let span = pipe_span(pipe);
+                self.charge(span, 1)?;
                 if let Value::Obj {
                     obj: Obj::Event(e), ..
                 } = dot
                 {
                     match d.value(*e) {
-                        Value::Str(s) => self.out.push_str(s),
-                        v => v.print_template(self.out),
+                        Value::Str(s) => {
+                            self.out.push_str(s);
+                            self.check_output(span)?;
+                        }
+                        v => self.print(&v, span)?,
                     }
                 } else {
-                    self.eval_pipeline(dot, pipe)?.print_template(self.out);
+                    let v = self.eval_pipeline(dot, pipe)?;
+                    self.print(&v, span)?;
                 }
             }
             Node::Action(pipe) => {
                 let v = self.eval_pipeline(dot, pipe)?;
                 if pipe.decl.is_empty() {
-                    v.print_template(self.out);
+                    self.print(&v, pipe_span(pipe))?;
                 }
             }
             Node::If(c) => {
@@ -164,6 +207,7 @@ impl<'t> State<'t, '_> {
                     Some(p) => self.eval_pipeline(dot, p)?,
                     None => Value::Nil,
                 };
+                self.charge(span, 1)?;
                 if self.depth >= MAX_DEPTH {
                     return err(
                         span,
@@ -188,7 +232,9 @@ impl<'t> State<'t, '_> {
     fn walk_range(&mut self, dot: &Value<'t>, c: &'t Control) -> XResult<Flow> {
         let val = self.eval_pipeline_value(dot, &c.pipe)?;
         let decl = &c.pipe.decl;
+        let span = c.pipe.cmds.first().map_or((0, 0), |c| c.span);
         let body = |st: &mut Self, key: Value<'t>, elem: Value<'t>| -> XResult<bool> {
+            st.charge(span, 1)?;
             match decl.len() {
                 0 => {}
                 1 => st.set_var(decl[0], elem.clone()),
@@ -202,7 +248,6 @@ impl<'t> State<'t, '_> {
                 _ => Ok(true),
             }
         };
-        let span = c.pipe.cmds.first().map_or((0, 0), |c| c.span);
         let mut any = false;
         match &val {
             Value::StrMap(m) => {
@@ -239,7 +284,7 @@ impl<'t> State<'t, '_> {
             Value::Missing | Value::Nil => {}
             other => {
                 let mut s = String::new();
-                super::value::fmt_v(other, &mut s, 0);
+                super::value::fmt_v(other, &mut s, 0).or_else(|b| bound(span, b))?;
                 return err(span, format!("range can't iterate over {s}"));
             }
         }
@@ -287,6 +332,7 @@ impl<'t> State<'t, '_> {
         let Some(first) = cmd.args.first() else {
             return err(cmd.span, "empty command");
         };
+        self.charge(cmd.span, 1)?;
         let rest = &cmd.args[1..];
         match first {
             Arg::Field(chain, span) => self.eval_chain(dot, dot.clone(), chain, rest, fin, *span),
@@ -423,7 +469,7 @@ impl<'t> State<'t, '_> {
             span,
             message: format!("error calling {}: {e}", funcs::name(f.func)),
         };
-        if total <= INLINE_ARGS {
+        let result = if total <= INLINE_ARGS {
             let mut buf: [Value<'t>; INLINE_ARGS] =
                 [Value::Nil, Value::Nil, Value::Nil, Value::Nil];
             for (slot, a) in buf.iter_mut().zip(args) {
@@ -432,7 +478,7 @@ impl<'t> State<'t, '_> {
             if let Some(x) = fin {
                 buf[args.len()] = x;
             }
-            funcs::call(f, &mut buf[..total]).map_err(wrap)
+            funcs::call(f, &mut buf[..total], &mut self.fuel).map_err(wrap)?
         } else {
             let mut argv = Vec::with_capacity(total);
             for a in args {
@@ -441,9 +487,20 @@ impl<'t> State<'t, '_> {
             if let Some(x) = fin {
                 argv.push(x);
             }
-            funcs::call(f, &mut argv).map_err(wrap)
+            funcs::call(f, &mut argv, &mut self.fuel).map_err(wrap)?
+        };
+        // What the result holds is paid for, and no string may outgrow the output bound.
+        if let Some(s) = result.as_str() {
+            check_len(s).or_else(|b| bound(span, b))?;
         }
+        self.charge(span, 1 + result.weight())?;
+        Ok(result)
     }
+}
+
+/// Where a pipeline is in the source.
+fn pipe_span(pipe: &Pipe) -> (usize, usize) {
+    pipe.cmds.first().map_or((0, 0), |c| c.span)
 }
 
 /// An untyped number constant as Go's `idealConstant` types it.

@@ -16,14 +16,25 @@
 //! Go's printing rules are kept: a missing map key renders `<no value>`, maps print as
 //! `map[k:v ...]`, times print as `2006-01-02 15:04:05.999999999 -0700 MST` (always in UTC),
 //! the zero time as `0001-01-01 00:00:00 +0000 UTC`.
+//!
+//! Every render is bounded, whatever the event holds: at most [`MAX_OUTPUT`] bytes of output
+//! (and of any string it builds), [`MAX_STEPS`] steps of work, values nested at most
+//! [`MAX_VALUE_DEPTH`] deep, and no dict that contains itself. A render that reaches a bound
+//! fails with a [`RenderError`] (that delivery fails; nothing else does). Where Go would do
+//! otherwise: it prints a width or precision over 1e6 as `%!(BADWIDTH)`/`%!(BADPREC)` too, but
+//! it lets a template build an unbounded output, and crashes on printing a dict that contains
+//! itself.
 
 mod exec;
 mod funcs;
 pub(crate) mod gotime;
 mod lex;
+mod limits;
 mod parse;
 mod types;
 mod value;
+
+pub use limits::{MAX_OUTPUT, MAX_STEPS, MAX_VALUE_DEPTH};
 
 use std::sync::Arc;
 

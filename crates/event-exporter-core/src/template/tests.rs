@@ -745,3 +745,140 @@ fn deep_nesting_is_an_error_not_a_crash() {
     let src = format!("{{{{ define \"r\" }}}}{body}{{{{ end }}}}{{{{ template \"r\" . }}}}");
     assert!(render(&src).contains("RENDER ERROR"));
 }
+
+/// An event whose `count` is Go's largest int32 (what a width taken from `.Count` sees).
+fn huge_count_event() -> EnrichedEvent {
+    EnrichedEvent::from_json_str(
+        r#"{"metadata":{"name":"e","uid":"u"},"involvedObject":{"kind":"Pod"},"count":2147483647}"#,
+    )
+    .expect("event")
+}
+
+fn render_err(src: &str) -> String {
+    let ev = event();
+    let t = Template::parse(src).expect("parses");
+    match t.render_to_string(ev.view()) {
+        Ok(out) => panic!("{src:?} rendered {} bytes instead of failing", out.len()),
+        Err(e) => e.message,
+    }
+}
+
+#[test]
+fn printf_widths_and_precisions_follow_gos_limits() {
+    // Go: a width or precision argument beyond ±1e6 is refused.
+    assert_eq!(
+        render_with(&huge_count_event(), r#"{{ printf "%*d" .Count 1 }}"#),
+        "%!(BADWIDTH)1"
+    );
+    assert_eq!(
+        render_with(&huge_count_event(), r#"{{ printf "%.*d" .Count 1 }}"#),
+        "%!(BADPREC)1"
+    );
+    assert_eq!(render(r#"{{ printf "%.*d" -1 42 }}"#), "%!(BADPREC)42");
+    assert_eq!(render(r#"{{ printf "%*d" 4.0 42 }}"#), "%!(BADWIDTH)42");
+    assert_eq!(render(r#"{{ printf "%*d" -4 42 }}"#), "42  ");
+    assert_eq!(render(r#"{{ printf "%-*d|" 3 7 }}"#), "7  |");
+    // Written out: a number that keeps growing past 1e6 is no width at all.
+    assert_eq!(
+        render(r#"{{ printf "%100000000000d" 42 }}"#),
+        "%!(NOVERB)%!(EXTRA int=42)"
+    );
+    assert_eq!(
+        render(r#"{{ printf "%.100000000000f" 1.5 }}"#),
+        "%!(NOVERB)%!(EXTRA float64=1.5)"
+    );
+    // Up to the limit they work, and take no quadratic time.
+    assert_eq!(render(r#"{{ printf "%*d" 1000000 1 }}"#).len(), 1_000_000);
+    assert_eq!(render(r#"{{ printf "%.*d" 1000000 1 }}"#).len(), 1_000_000);
+    // Precisions Rust's own formatter refuses (over 65535) print as Go prints them: the
+    // double's exact digits, then zeros.
+    let f = render(r#"{{ printf "%.70000f" 1.5 }}"#);
+    assert_eq!(f.len(), 70_002);
+    assert!(f.starts_with("1.5000") && f.ends_with("000"), "{}", &f[..10]);
+    let f = render(r#"{{ printf "%.1200f" 0.1 }}"#);
+    assert!(
+        f.starts_with("0.1000000000000000055511151231257827021181583404541015625000"),
+        "{}",
+        &f[..60]
+    );
+    let e = render(r#"{{ printf "%.70000e" 1.5 }}"#);
+    assert!(e.starts_with("1.5000") && e.ends_with("0e+00"), "{}", &e[..10]);
+    assert_eq!(render(r#"{{ printf "%.70000g" 1.5 }}"#), "1.5");
+    assert_eq!(render(r#"{{ printf "%.3000g" 0.1 }}"#).len(), 57);
+}
+
+#[test]
+fn a_dict_cannot_contain_itself() {
+    for src in [
+        r#"{{ $d := dict }}{{ $_ := set $d "a" $d }}{{ toJson $d }}"#,
+        r#"{{ $d := dict }}{{ $_ := set $d "l" (list 1 $d) }}{{ printf "%v" $d }}"#,
+        r#"{{ $d := dict }}{{ $e := dict "d" $d }}{{ $_ := set $d "e" $e }}{{ toPrettyJson $d }}"#,
+        r#"{{ $d := dict "x" 1 }}{{ $_ := merge $d (dict "y" $d) }}{{ deepEqual $d $d }}"#,
+        r#"{{ $d := dict }}{{ $_ := mergeOverwrite $d (dict "y" (list $d)) }}{{ $d }}"#,
+    ] {
+        let msg = render_err(src);
+        assert!(msg.contains("a dict cannot contain itself"), "{src}: {msg}");
+    }
+    // Sharing is not containing: the same dict twice in another one is fine.
+    assert_eq!(
+        render(r#"{{ $d := dict "k" 1 }}{{ toJson (dict "a" $d "b" (list $d)) }}"#),
+        r#"{"a":{"k":1},"b":[{"k":1}]}"#
+    );
+}
+
+#[test]
+fn values_nested_too_deep_are_an_error_and_drop_without_recursion() {
+    // Built by construction, and by mutation (each new dict stored in the previous one).
+    let by_construction = r#"{{ $d := dict }}{{ range until N }}{{ $d = dict "a" $d }}{{ end }}"#;
+    let by_mutation = r#"{{ $root := dict }}{{ $cur := $root }}{{ range until N }}{{ $n := dict }}{{ $_ := set $cur "a" $n }}{{ $cur = $n }}{{ end }}"#;
+    let lists = r#"{{ $l := list }}{{ range until N }}{{ $l = list $l }}{{ end }}"#;
+    for (build, var) in [(by_construction, "$d"), (by_mutation, "$root"), (lists, "$l")] {
+        let build_n = |n: usize| build.replace('N', &n.to_string());
+        let deep = build_n(2_000);
+        for use_ in ["toJson", "toPrettyJson", "toString", "printf \"%v\"", "print"] {
+            let src = format!("{deep}{{{{ {use_} {var} }}}}");
+            let msg = render_err(&src);
+            assert!(msg.contains("nested deeper than 100"), "{use_}: {msg}");
+        }
+        // Two of them compared.
+        let twice = format!("{deep}{{{{ $a := {var} }}}}{deep}{{{{ deepEqual $a {var} }}}}");
+        let msg = render_err(&twice);
+        assert!(msg.contains("nested deeper than 100"), "deepEqual: {msg}");
+        // 100,000 deep, built and dropped, never printed: no stack overflow either.
+        assert_eq!(render(&format!("{}ok", build_n(100_000))), "ok");
+    }
+    // Up to the bound, nesting prints.
+    let nested = |n: usize| {
+        format!("{{{{ $l := 1 }}}}{{{{ range until {n} }}}}{{{{ $l = list $l }}}}{{{{ end }}}}{{{{ toJson $l }}}}")
+    };
+    assert_eq!(render(&nested(100)), format!("{}1{}", "[".repeat(100), "]".repeat(100)));
+    assert!(render_err(&nested(101)).contains("nested deeper than 100"));
+}
+
+#[test]
+fn output_and_work_are_bounded() {
+    for (src, bound) in [
+        // Output.
+        (r#"{{ range until 1000 }}{{ repeat 1000000 "x" }}{{ end }}"#, "larger than 8 MiB"),
+        (r#"{{ repeat 100000000 "x" }}"#, "larger than 8 MiB"),
+        (r#"{{ $s := repeat 1000000 "x" }}{{ $l := list }}{{ range until 20 }}{{ $l = append $l $s }}{{ end }}{{ join "" $l }}"#, "larger than 8 MiB"),
+        (r#"{{ $s := repeat 1000000 "x" }}{{ toJson (list $s $s $s $s $s $s $s $s $s $s) }}"#, "larger than 8 MiB"),
+        (r#"{{ $s := repeat 1000000 "x" }}{{ printf "%v%v%v%v%v%v%v%v%v" $s $s $s $s $s $s $s $s $s }}"#, "larger than 8 MiB"),
+        (r#"{{ $s := repeat 1000000 "x" }}{{ cat $s $s $s $s $s $s $s $s $s }}"#, "larger than 8 MiB"),
+        (r#"{{ replace "" (repeat 100000 "y") (repeat 100000 "x") }}"#, "larger than 8 MiB"),
+        (r#"{{ regexReplaceAll "x" (repeat 100000 "x") (repeat 1000 "y") }}"#, "larger than 8 MiB"),
+        (r#"{{ indent 1000000 (repeat 100 "\n") }}"#, "larger than 8 MiB"),
+        (r#"{{ wrapWith 1 (repeat 1000 "-") (repeat 100000 "x ") }}"#, "larger than 8 MiB"),
+        (r#"{{ $s := "x" }}{{ range until 40 }}{{ $s = cat $s $s }}{{ end }}"#, "larger than 8 MiB"),
+        (r#"{{ printf "%1000000d%1000000d%1000000d%1000000d%1000000d%1000000d%1000000d%1000000d%1000000d" 1 2 3 4 5 6 7 8 9 }}"#, "larger than 8 MiB"),
+        // Work.
+        (r#"{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}"#, "steps"),
+        (r#"{{ $l := list }}{{ range until 100000 }}{{ $l = append $l 1 }}{{ end }}"#, "steps"),
+        (r#"{{ uniq (until 1000000) }}"#, "steps"),
+        (r#"{{ splitList "" (repeat 8000000 "x") }}"#, "steps"),
+        (r#"{{ define "t" }}{{ range until 1000 }}{{ end }}{{ template "t" }}{{ end }}{{ template "t" }}"#, "depth"),
+    ] {
+        let msg = render_err(src);
+        assert!(msg.contains(bound), "{src}: {msg}");
+    }
+}

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{EventSeries, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use super::gotime::GoTime;
+use super::limits::{Bound, MAX_OUTPUT, check_depth, check_len};
 use crate::event::Event;
 use crate::event_json;
 
@@ -86,7 +87,86 @@ pub(crate) enum Slice<'a> {
 }
 
 /// A shared, mutable `map[string]interface{}` (sprig's `set` mutates in place).
-pub(crate) type DictRef<'a> = Rc<RefCell<BTreeMap<String, Value<'a>>>>;
+///
+/// A dict never contains itself: `set` and `merge` refuse to store a value that contains the
+/// dict they change (see `sprig::contains_dict`), so values are trees with shared branches and
+/// everything that walks them ends.
+pub(crate) type DictRef<'a> = Rc<RefCell<Map<'a>>>;
+
+/// The entries of a dict. Dropping one never recurses (see [`tear_down`]): a template may nest
+/// values as deep as it likes by mutation, and the stack must not pay for it.
+#[derive(Debug, Default)]
+pub(crate) struct Map<'a>(pub(crate) BTreeMap<String, Value<'a>>);
+
+/// The elements of a list; dropped without recursion, as [`Map`].
+#[derive(Debug, Default)]
+pub(crate) struct Items<'a>(pub(crate) Vec<Value<'a>>);
+
+impl<'a> std::ops::Deref for Map<'a> {
+    type Target = BTreeMap<String, Value<'a>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Map<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl<'a> std::ops::Deref for Items<'a> {
+    type Target = Vec<Value<'a>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+fn is_container(v: &Value<'_>) -> bool {
+    matches!(v, Value::List(..) | Value::Dict(_))
+}
+
+/// Drops `stack` and every list or dict only it holds, one at a time: a container whose last
+/// handle is dropped gives its elements to the stack instead of dropping them itself.
+fn tear_down(mut stack: Vec<Value<'_>>) {
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::List(items, _) => {
+                if let Ok(mut items) = Rc::try_unwrap(items) {
+                    stack.append(&mut items.0);
+                }
+            }
+            Value::Dict(map) => {
+                if let Ok(map) = Rc::try_unwrap(map) {
+                    let mut map = map.into_inner();
+                    stack.extend(std::mem::take(&mut map.0).into_values());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Drop for Map<'_> {
+    fn drop(&mut self) {
+        if self.0.values().any(is_container) {
+            tear_down(std::mem::take(&mut self.0).into_values().collect());
+        }
+    }
+}
+
+impl Drop for Items<'_> {
+    fn drop(&mut self) {
+        if self.0.iter().any(is_container) {
+            tear_down(std::mem::take(&mut self.0));
+        }
+    }
+}
+
+/// A new dict holding `entries`.
+pub(crate) fn new_dict<'a>(entries: BTreeMap<String, Value<'a>>) -> DictRef<'a> {
+    Rc::new(RefCell::new(Map(entries)))
+}
 
 /// A template value.
 #[derive(Clone, Debug)]
@@ -105,7 +185,7 @@ pub(crate) enum Value<'a> {
     StrMap(Option<&'a BTreeMap<String, String>>),
     /// A slice of the event; `None` is a nil slice.
     Slice(Option<Slice<'a>>),
-    List(Rc<Vec<Value<'a>>>, ListKind),
+    List(Rc<Items<'a>>, ListKind),
     Dict(DictRef<'a>),
     /// A struct of the event. `ptr`: the value is a pointer to it. `addr`: it was reached
     /// through a pointer (Go then prints it with its pointer `String()` method).
@@ -122,6 +202,27 @@ impl<'a> Value<'a> {
     /// An owned string value.
     pub(crate) fn string(s: String) -> Self {
         Value::String(Rc::from(s))
+    }
+
+    /// A list value of `items`.
+    pub(crate) fn list(items: Vec<Value<'a>>, kind: ListKind) -> Self {
+        Value::List(Rc::new(Items(items)), kind)
+    }
+
+    /// A dict value of `entries`.
+    pub(crate) fn dict(entries: BTreeMap<String, Value<'a>>) -> Self {
+        Value::Dict(new_dict(entries))
+    }
+
+    /// What holding this value costs a render's step budget (see
+    /// [`MAX_STEPS`](super::limits::MAX_STEPS)): one step per element, or per 16 bytes.
+    pub(crate) fn weight(&self) -> u64 {
+        match self {
+            Value::String(s) => (s.len() / 16) as u64,
+            Value::List(l, _) => l.len() as u64,
+            Value::Dict(d) => d.borrow().len() as u64,
+            _ => 0,
+        }
     }
 
     /// The string, if the value is one.
@@ -223,7 +324,7 @@ impl<'a> Value<'a> {
     /// The elements of a list-like value.
     pub(crate) fn list_items(&self) -> Option<Vec<Value<'a>>> {
         Some(match self {
-            Value::List(l, _) => l.as_ref().clone(),
+            Value::List(l, _) => l.0.clone(),
             Value::Slice(None) => Vec::new(),
             Value::Slice(Some(Slice::OwnerRefs(r))) => {
                 r.iter().map(|o| Value::obj(Obj::OwnerRef(o))).collect()
@@ -240,20 +341,20 @@ impl<'a> Value<'a> {
     }
 
     /// sprig's `strval`: strings as they are, Stringers through `String()`, else `%v`.
-    pub(crate) fn strval(&self) -> String {
-        match self {
+    pub(crate) fn strval(&self) -> Result<String, Bound> {
+        Ok(match self {
             Value::Str(s) => (*s).to_owned(),
             Value::String(s) => s.to_string(),
             _ => {
                 let mut s = String::new();
-                fmt_v(self, &mut s, 0);
+                fmt_v(self, &mut s, 0)?;
                 s
             }
-        }
+        })
     }
 
     /// Appends the value as the template engine prints an action's result.
-    pub(crate) fn print_template(&self, out: &mut String) {
+    pub(crate) fn print_template(&self, out: &mut String) -> Result<(), Bound> {
         match self {
             Value::Str(s) => out.push_str(s),
             Value::String(s) => out.push_str(s),
@@ -261,17 +362,30 @@ impl<'a> Value<'a> {
             Value::NilPtr(t) => out.push_str(nil_ptr_string(t)),
             Value::Obj { obj, ptr, addr } if *ptr || *addr => {
                 if !gogo_string(obj, out) {
-                    fmt_v(self, out, 0);
+                    fmt_v(self, out, 0)?;
                 }
             }
-            _ => fmt_v(self, out, 0),
+            _ => fmt_v(self, out, 0)?,
         }
+        check_len(out)
     }
 
-    /// The value as `encoding/json` would marshal it.
-    pub(crate) fn to_json(&self) -> serde_json::Value {
+    /// The value as `encoding/json` would marshal it, as a JSON value (for comparisons; see
+    /// [`write_json`] for the text).
+    pub(crate) fn to_json(&self) -> Result<serde_json::Value, Bound> {
+        let mut budget = MAX_OUTPUT;
+        self.to_json_in(0, &mut budget)
+    }
+
+    fn to_json_in(&self, depth: usize, budget: &mut usize) -> Result<serde_json::Value, Bound> {
         use serde_json::Value as J;
-        match self {
+        check_depth(depth)?;
+        let spend = |budget: &mut usize, n: usize| {
+            *budget = budget.checked_sub(n + 1).ok_or(Bound::Size)?;
+            Ok::<(), Bound>(())
+        };
+        spend(budget, self.as_str().map_or(0, str::len))?;
+        Ok(match self {
             Value::Missing | Value::Nil | Value::NilPtr(_) => J::Null,
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i, _) => J::from(*i),
@@ -291,15 +405,21 @@ impl<'a> Value<'a> {
                 J::Array(r.iter().map(|s| J::String(s.clone())).collect())
             }
             Value::Slice(Some(Slice::ManagedFields(_))) => J::Array(Vec::new()),
-            Value::List(l, _) => J::Array(l.iter().map(Value::to_json).collect()),
-            Value::Dict(d) => J::Object(
-                d.borrow()
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.to_json()))
-                    .collect(),
+            Value::List(l, _) => J::Array(
+                l.iter()
+                    .map(|v| v.to_json_in(depth + 1, budget))
+                    .collect::<Result<_, _>>()?,
             ),
+            Value::Dict(d) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in d.borrow().iter() {
+                    spend(budget, k.len())?;
+                    out.insert(k.clone(), v.to_json_in(depth + 1, budget)?);
+                }
+                J::Object(out)
+            }
             Value::Obj { obj, .. } => obj_json(obj),
-        }
+        })
     }
 
     /// A value from parsed JSON (`fromJson`).
@@ -310,17 +430,87 @@ impl<'a> Value<'a> {
             J::Bool(b) => Value::Bool(*b),
             J::Number(n) => Value::Float(n.as_f64().unwrap_or(0.0)),
             J::String(s) => Value::string(s.clone()),
-            J::Array(a) => Value::List(
-                Rc::new(a.iter().map(Value::from_json).collect()),
-                ListKind::Iface,
-            ),
-            J::Object(o) => Value::Dict(Rc::new(RefCell::new(
+            J::Array(a) => Value::list(a.iter().map(Value::from_json).collect(), ListKind::Iface),
+            J::Object(o) => Value::dict(
                 o.iter()
                     .map(|(k, v)| (k.clone(), Value::from_json(v)))
                     .collect(),
-            ))),
+            ),
         }
     }
+}
+
+/// Writes `v` as Go's `encoding/json` does (`json.Marshal`, or `json.MarshalIndent(v, "",
+/// "  ")` when `pretty`), stopping at the render bounds. `depth` is the indentation level.
+pub(crate) fn write_json(
+    v: &Value<'_>,
+    out: &mut String,
+    pretty: bool,
+    depth: usize,
+) -> Result<(), Bound> {
+    use crate::gojson;
+    check_depth(depth)?;
+    let indent = |out: &mut String, depth: usize| {
+        if pretty {
+            out.push('\n');
+            for _ in 0..depth {
+                out.push_str("  ");
+            }
+        }
+    };
+    match v {
+        Value::List(..) | Value::Slice(Some(Slice::Strs(_))) => {
+            let items = v.list_items().unwrap_or_default();
+            if items.is_empty() {
+                out.push_str("[]");
+                return Ok(());
+            }
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                indent(out, depth + 1);
+                write_json(item, out, pretty, depth + 1)?;
+            }
+            indent(out, depth);
+            out.push(']');
+        }
+        Value::Dict(d) => {
+            let d = d.borrow();
+            if d.is_empty() {
+                out.push_str("{}");
+                return Ok(());
+            }
+            out.push('{');
+            // A BTreeMap iterates in the byte order Go sorts map keys in.
+            for (i, (k, item)) in d.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                indent(out, depth + 1);
+                gojson::write_string(k, out);
+                out.push(':');
+                if pretty {
+                    out.push(' ');
+                }
+                write_json(item, out, pretty, depth + 1)?;
+            }
+            indent(out, depth);
+            out.push('}');
+        }
+        Value::Str(_) | Value::String(_) => gojson::write_string(v.as_str().unwrap_or(""), out),
+        // Event objects, times and scalars: bounded by the event itself.
+        other => {
+            let json = other.to_json()?;
+            if pretty {
+                gojson::write_pretty_at(&json, out, depth);
+            } else {
+                gojson::write_compact(&json, out);
+            }
+        }
+    }
+    check_len(out)
 }
 
 pub(crate) fn obj_type_name(obj: &Obj<'_>) -> &'static str {
@@ -574,7 +764,8 @@ fn write_exp(mant: &str, exp: i32, out: &mut String) {
 }
 
 /// Go's `fmt` `%v` of a value (depth > 0 inside containers).
-pub(crate) fn fmt_v(v: &Value<'_>, out: &mut String, depth: usize) {
+pub(crate) fn fmt_v(v: &Value<'_>, out: &mut String, depth: usize) -> Result<(), Bound> {
+    check_depth(depth)?;
     match v {
         Value::Missing => out.push_str("<no value>"),
         Value::Nil => out.push_str("<nil>"),
@@ -609,7 +800,8 @@ pub(crate) fn fmt_v(v: &Value<'_>, out: &mut String, depth: usize) {
                 }
                 out.push_str(k);
                 out.push(':');
-                fmt_v(v, out, depth + 1);
+                fmt_v(v, out, depth + 1)?;
+                check_len(out)?;
             }
             out.push(']');
         }
@@ -619,7 +811,8 @@ pub(crate) fn fmt_v(v: &Value<'_>, out: &mut String, depth: usize) {
                 if i > 0 {
                     out.push(' ');
                 }
-                fmt_v(item, out, depth + 1);
+                fmt_v(item, out, depth + 1)?;
+                check_len(out)?;
             }
             out.push(']');
         }
@@ -627,10 +820,10 @@ pub(crate) fn fmt_v(v: &Value<'_>, out: &mut String, depth: usize) {
             if *ptr {
                 if depth > 0 {
                     out.push_str("0xc000010000");
-                    return;
+                    return Ok(());
                 }
                 if gogo_string(obj, out) {
-                    return;
+                    return check_len(out);
                 }
                 out.push('&');
             }
@@ -642,10 +835,11 @@ pub(crate) fn fmt_v(v: &Value<'_>, out: &mut String, depth: usize) {
                 match f {
                     // Pointers inside structs print as addresses.
                     Value::Obj { ptr: true, .. } => out.push_str("0xc000010000"),
-                    _ => fmt_v(f, out, depth + 1),
+                    _ => fmt_v(f, out, depth + 1)?,
                 }
             }
             out.push('}');
         }
     }
+    check_len(out)
 }

@@ -2,36 +2,41 @@
 
 use std::fmt::Write as _;
 
+use super::super::limits::{Bound, check_len};
 use super::super::value::{Value, fmt_float_v, fmt_v};
+
+type FmtResult = Result<(), Bound>;
 
 /// `fmt.Sprint`: operands formatted with `%v`, a space between two operands when neither is
 /// a string.
-pub(crate) fn sprint(args: &[Value<'_>], out: &mut String) {
+pub(crate) fn sprint(args: &[Value<'_>], out: &mut String) -> FmtResult {
     let mut prev_string = false;
     for (i, a) in args.iter().enumerate() {
         let is_string = a.as_str().is_some();
         if i > 0 && !is_string && !prev_string {
             out.push(' ');
         }
-        fmt_arg_v(a, out);
+        fmt_arg_v(a, out)?;
         prev_string = is_string;
     }
+    Ok(())
 }
 
 /// `fmt.Sprintln`: operands separated by spaces, then a newline.
-pub(crate) fn sprintln(args: &[Value<'_>], out: &mut String) {
+pub(crate) fn sprintln(args: &[Value<'_>], out: &mut String) -> FmtResult {
     for (i, a) in args.iter().enumerate() {
         if i > 0 {
             out.push(' ');
         }
-        fmt_arg_v(a, out);
+        fmt_arg_v(a, out)?;
     }
     out.push('\n');
+    Ok(())
 }
 
 /// `%v` of a top-level argument (Stringers print through `String()`).
-pub(crate) fn fmt_arg_v(a: &Value<'_>, out: &mut String) {
-    fmt_v(a, out, 0);
+pub(crate) fn fmt_arg_v(a: &Value<'_>, out: &mut String) -> FmtResult {
+    fmt_v(a, out, 0)
 }
 
 #[derive(Default, Clone, Copy)]
@@ -116,29 +121,36 @@ pub(crate) fn is_go_printable(c: char) -> bool {
 }
 
 /// An argument as Go's fmt shows it in error reports: `<nil>`, or `type=value`.
-fn fmt_bad_arg(a: &Value<'_>, out: &mut String) {
+fn fmt_bad_arg(a: &Value<'_>, out: &mut String) -> FmtResult {
     match a {
         Value::Nil | Value::Missing => out.push_str("<nil>"),
         _ => {
             out.push_str(&a.type_name());
             out.push('=');
-            fmt_v(a, out, 0);
+            fmt_v(a, out, 0)?;
         }
     }
+    Ok(())
 }
 
-fn bad_verb(verb: char, a: &Value<'_>, out: &mut String) {
+fn bad_verb(verb: char, a: &Value<'_>, out: &mut String) -> FmtResult {
     out.push_str("%!");
     out.push(verb);
     out.push('(');
-    fmt_bad_arg(a, out);
+    fmt_bad_arg(a, out)?;
     out.push(')');
+    Ok(())
+}
+
+/// `n` copies of `c`.
+fn push_n(out: &mut String, c: char, n: usize) {
+    out.extend(std::iter::repeat_n(c, n));
 }
 
 fn fmt_int(i: i64, verb: char, f: &Flags, out: &mut String) -> bool {
     let neg = i < 0;
     let u = i.unsigned_abs();
-    let mut digits = match verb {
+    let digits = match verb {
         'd' | 'v' => u.to_string(),
         'x' => format!("{u:x}"),
         'X' => format!("{u:X}"),
@@ -170,14 +182,6 @@ fn fmt_int(i: i64, verb: char, f: &Flags, out: &mut String) -> bool {
         }
         _ => return false,
     };
-    if let Some(p) = f.prec {
-        while digits.len() < p {
-            digits.insert(0, '0');
-        }
-        if p == 0 && u == 0 {
-            digits.clear();
-        }
-    }
     let mut s = String::new();
     if neg {
         s.push('-');
@@ -198,7 +202,15 @@ fn fmt_int(i: i64, verb: char, f: &Flags, out: &mut String) -> bool {
     if verb == 'O' {
         s.push_str("0o");
     }
-    s.push_str(&digits);
+    match f.prec {
+        // Precision 0 prints nothing for 0.
+        Some(0) if u == 0 => {}
+        Some(p) => {
+            push_n(&mut s, '0', p.saturating_sub(digits.len()));
+            s.push_str(&digits);
+        }
+        None => s.push_str(&digits),
+    }
     let zero_ok = f.prec.is_none();
     let ff = Flags {
         zero: f.zero && zero_ok,
@@ -206,6 +218,39 @@ fn fmt_int(i: i64, verb: char, f: &Flags, out: &mut String) -> bool {
     };
     pad(out, &s, &ff, true);
     true
+}
+
+/// Digits past the decimal point that can be non-zero in an `f64` (its exact expansion has at
+/// most 1074); beyond them Go prints zeros, and Rust's formatter panics past 65535.
+const MAX_EXACT_DECIMALS: usize = 1100;
+
+/// Significant digits an `f64`'s exact expansion can have (at most 767).
+const MAX_EXACT_DIGITS: usize = 800;
+
+/// `x` with `prec` digits after the point, as Go's `%.Nf` (exact, zero-padded past the digits
+/// a double has).
+fn fixed(x: f64, prec: usize) -> String {
+    let mut s = format!("{:.*}", prec.min(MAX_EXACT_DECIMALS), x);
+    if prec > MAX_EXACT_DECIMALS && x.is_finite() {
+        push_n(&mut s, '0', prec - MAX_EXACT_DECIMALS);
+    }
+    s
+}
+
+/// `x` as Go's `%.Ne`: mantissa with `prec` decimals, and an exponent of two digits at least.
+fn scientific(x: f64, prec: usize) -> String {
+    let e = format!("{:.*e}", prec.min(MAX_EXACT_DIGITS), x);
+    let (m, ex) = e.split_once('e').unwrap_or((&e, "0"));
+    let ex: i32 = ex.parse().unwrap_or(0);
+    let mut m = m.to_owned();
+    if prec > MAX_EXACT_DIGITS && x.is_finite() {
+        push_n(&mut m, '0', prec - MAX_EXACT_DIGITS);
+    }
+    format!(
+        "{m}e{}{:02}",
+        if ex < 0 { '-' } else { '+' },
+        ex.unsigned_abs()
+    )
 }
 
 fn fmt_float(x: f64, verb: char, f: &Flags, out: &mut String) -> bool {
@@ -217,8 +262,9 @@ fn fmt_float(x: f64, verb: char, f: &Flags, out: &mut String) -> bool {
                 s
             }
             Some(p) => {
-                // %.Ng: N significant digits.
-                let p = p.max(1);
+                // %.Ng: N significant digits, trailing zeros dropped (so digits a double
+                // does not have never show).
+                let p = p.clamp(1, MAX_EXACT_DIGITS);
                 let e = format!("{:.*e}", p - 1, x);
                 let (m, ex) = e.split_once('e').unwrap_or((&e, "0"));
                 let ex: i32 = ex.parse().unwrap_or(0);
@@ -244,17 +290,8 @@ fn fmt_float(x: f64, verb: char, f: &Flags, out: &mut String) -> bool {
                 }
             }
         },
-        'f' | 'F' => format!("{:.*}", f.prec.unwrap_or(6), x),
-        'e' | 'E' => {
-            let e = format!("{:.*e}", f.prec.unwrap_or(6), x);
-            let (m, ex) = e.split_once('e').unwrap_or((&e, "0"));
-            let ex: i32 = ex.parse().unwrap_or(0);
-            format!(
-                "{m}e{}{:02}",
-                if ex < 0 { '-' } else { '+' },
-                ex.unsigned_abs()
-            )
-        }
+        'f' | 'F' => fixed(x, f.prec.unwrap_or(6)),
+        'e' | 'E' => scientific(x, f.prec.unwrap_or(6)),
         _ => return false,
     };
     if verb == 'E' || verb == 'G' {
@@ -316,9 +353,9 @@ fn fmt_str(s: &str, verb: char, f: &Flags, out: &mut String) -> bool {
     true
 }
 
-/// Formats one argument with a verb; false when the verb does not apply.
-fn fmt_one(a: &Value<'_>, verb: char, f: &Flags, out: &mut String) -> bool {
-    match a {
+/// Formats one argument with a verb: `Ok(false)` when the verb does not apply.
+fn fmt_one(a: &Value<'_>, verb: char, f: &Flags, out: &mut String) -> Result<bool, Bound> {
+    Ok(match a {
         Value::Nil | Value::Missing => {
             if verb == 'v' {
                 pad(out, "<nil>", f, false);
@@ -332,7 +369,7 @@ fn fmt_one(a: &Value<'_>, verb: char, f: &Flags, out: &mut String) -> bool {
         {
             // Stringers.
             let mut s = String::new();
-            fmt_v(a, &mut s, 0);
+            fmt_v(a, &mut s, 0)?;
             fmt_str(&s, verb, f, out)
         }
         Value::Bool(b) => {
@@ -349,7 +386,7 @@ fn fmt_one(a: &Value<'_>, verb: char, f: &Flags, out: &mut String) -> bool {
         _ => {
             if verb == 'v' || verb == 's' {
                 let mut s = String::new();
-                fmt_v(a, &mut s, 0);
+                fmt_v(a, &mut s, 0)?;
                 pad(out, &s, f, false);
                 true
             } else if verb == 'd' && a.is_list() {
@@ -360,9 +397,10 @@ fn fmt_one(a: &Value<'_>, verb: char, f: &Flags, out: &mut String) -> bool {
                     if i > 0 {
                         out.push(' ');
                     }
-                    if !fmt_one(it, verb, f, out) {
-                        bad_verb(verb, it, out);
+                    if !fmt_one(it, verb, f, out)? {
+                        bad_verb(verb, it, out)?;
                     }
+                    check_len(out)?;
                 }
                 out.push(']');
                 true
@@ -370,16 +408,47 @@ fn fmt_one(a: &Value<'_>, verb: char, f: &Flags, out: &mut String) -> bool {
                 false
             }
         }
+    })
+}
+
+/// Go's `tooLarge`: widths and precisions beyond ±1e6 are refused.
+fn too_large(n: i64) -> bool {
+    !(-1_000_000..=1_000_000).contains(&n)
+}
+
+/// Go's `parsenum`: the decimal number at `b[i..]`, if any, and where it ends. A number that
+/// grows too large (a digit after a value over 1e6) is no number, and ends the format (Go then
+/// reports `%!(NOVERB)`).
+fn parse_num(b: &[u8], mut i: usize) -> (Option<usize>, usize) {
+    let mut num: i64 = 0;
+    let mut any = false;
+    while i < b.len() && b[i].is_ascii_digit() {
+        if too_large(num) {
+            return (None, b.len());
+        }
+        num = num * 10 + i64::from(b[i] - b'0');
+        any = true;
+        i += 1;
+    }
+    (any.then_some(num as usize), i)
+}
+
+/// Go's `intFromArg`: a width or precision from an integer argument within ±1e6.
+fn int_from_arg(a: Option<&Value<'_>>) -> Option<i64> {
+    match a {
+        Some(Value::Int(n, _)) if !too_large(*n) => Some(*n),
+        _ => None,
     }
 }
 
-/// `fmt.Sprintf`.
-pub(crate) fn sprintf(format: &str, args: &[Value<'_>], out: &mut String) {
+/// `fmt.Sprintf`, stopping at the render's size bound.
+pub(crate) fn sprintf(format: &str, args: &[Value<'_>], out: &mut String) -> FmtResult {
     let b = format.as_bytes();
     let mut i = 0;
     let mut argi = 0;
     let mut reordered = false;
     while i < b.len() {
+        check_len(out)?;
         let start = i;
         while i < b.len() && b[i] != b'%' {
             i += 1;
@@ -423,44 +492,38 @@ pub(crate) fn sprintf(format: &str, args: &[Value<'_>], out: &mut String) {
         // Width.
         if i < b.len() && b[i] == b'*' {
             i += 1;
-            if let Some(Value::Int(w, _)) = args.get(argi) {
-                if *w < 0 {
+            match int_from_arg(args.get(argi)) {
+                Some(w) if w < 0 => {
                     f.minus = true;
+                    f.zero = false;
                     f.width = Some(w.unsigned_abs() as usize);
-                } else {
-                    f.width = Some(*w as usize);
                 }
-            } else {
-                out.push_str("%!(BADWIDTH)");
+                Some(w) => f.width = Some(w as usize),
+                None => out.push_str("%!(BADWIDTH)"),
             }
-            argi += 1;
+            if argi < args.len() {
+                argi += 1;
+            }
         } else {
-            let ws = i;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            if i > ws {
-                f.width = format[ws..i].parse().ok().map(|w: usize| w.min(1 << 16));
-            }
+            (f.width, i) = parse_num(b, i);
         }
         // Precision.
-        if i < b.len() && b[i] == b'.' {
+        if i + 1 < b.len() && b[i] == b'.' {
             i += 1;
             arg_index(&mut i, &mut argi);
             if i < b.len() && b[i] == b'*' {
                 i += 1;
-                if let Some(Value::Int(p, _)) = args.get(argi) {
-                    f.prec = (*p >= 0).then_some(*p as usize);
-                } else {
-                    out.push_str("%!(BADPREC)");
+                match int_from_arg(args.get(argi)) {
+                    Some(p) if p >= 0 => f.prec = Some(p as usize),
+                    _ => out.push_str("%!(BADPREC)"),
                 }
-                argi += 1;
+                if argi < args.len() {
+                    argi += 1;
+                }
             } else {
-                let ps = i;
-                while i < b.len() && b[i].is_ascii_digit() {
-                    i += 1;
-                }
-                f.prec = Some(format[ps..i].parse().unwrap_or(0).min(1 << 16));
+                let (p, next) = parse_num(b, i);
+                f.prec = Some(p.unwrap_or(0));
+                i = next;
             }
         }
         arg_index(&mut i, &mut argi);
@@ -483,8 +546,8 @@ pub(crate) fn sprintf(format: &str, args: &[Value<'_>], out: &mut String) {
             pad(out, &a.type_name(), &f, false);
             continue;
         }
-        if !fmt_one(a, verb, &f, out) {
-            bad_verb(verb, a, out);
+        if !fmt_one(a, verb, &f, out)? {
+            bad_verb(verb, a, out)?;
         }
     }
     if !reordered && argi < args.len() {
@@ -493,10 +556,12 @@ pub(crate) fn sprintf(format: &str, args: &[Value<'_>], out: &mut String) {
             if k > 0 {
                 out.push_str(", ");
             }
-            fmt_bad_arg(a, out);
+            fmt_bad_arg(a, out)?;
+            check_len(out)?;
         }
         out.push(')');
     }
+    check_len(out)
 }
 
 #[cfg(test)]
@@ -506,7 +571,7 @@ mod tests {
 
     fn pf(f: &str, args: &[Value<'_>]) -> String {
         let mut s = String::new();
-        sprintf(f, args, &mut s);
+        sprintf(f, args, &mut s).expect("within bounds");
         s
     }
 

@@ -4,8 +4,7 @@ pub(crate) mod gofmt;
 mod sprig;
 mod strcase;
 
-use std::rc::Rc;
-
+use super::limits::{Fuel, check_len};
 use super::value::{IntKind, ListKind, Value};
 
 macro_rules! functions {
@@ -282,8 +281,9 @@ pub(crate) fn check_arity(f: Func, got: usize) -> Result<(), String> {
 
 pub(crate) type FResult<'a> = Result<Value<'a>, String>;
 
-/// Calls `f` with evaluated arguments (which it may take).
-pub(crate) fn call<'a>(f: &FuncRef, args: &mut [Value<'a>]) -> FResult<'a> {
+/// Calls `f` with evaluated arguments (which it may take), spending from `fuel` what its work
+/// costs beyond one step.
+pub(crate) fn call<'a>(f: &FuncRef, args: &mut [Value<'a>], fuel: &mut Fuel) -> FResult<'a> {
     use Func as F;
     match f.func {
         F::And | F::Or => {
@@ -311,25 +311,25 @@ pub(crate) fn call<'a>(f: &FuncRef, args: &mut [Value<'a>]) -> FResult<'a> {
         F::Print => {
             let args: Vec<Value<'a>> = args.iter().cloned().map(Value::into_iface).collect();
             let mut s = String::new();
-            gofmt::sprint(&args, &mut s);
+            gofmt::sprint(&args, &mut s)?;
             Ok(Value::string(s))
         }
         F::Println => {
             let args: Vec<Value<'a>> = args.iter().cloned().map(Value::into_iface).collect();
             let mut s = String::new();
-            gofmt::sprintln(&args, &mut s);
+            gofmt::sprintln(&args, &mut s)?;
             Ok(Value::string(s))
         }
         F::Printf => {
             let format = sprig::str_arg(&args[0])?.to_owned();
             let rest: Vec<Value<'a>> = args[1..].iter().cloned().map(Value::into_iface).collect();
             let mut s = String::new();
-            gofmt::sprintf(&format, &rest, &mut s);
+            gofmt::sprintf(&format, &rest, &mut s)?;
             Ok(Value::string(s))
         }
-        F::Html => Ok(Value::string(html_escape(&eval_args(args)))),
-        F::Js => Ok(Value::string(js_escape(&eval_args(args)))),
-        F::Urlquery => Ok(Value::string(query_escape(&eval_args(args)))),
+        F::Html => escaped(html_escape(&eval_args(args)?)),
+        F::Js => escaped(js_escape(&eval_args(args)?)),
+        F::Urlquery => escaped(query_escape(&eval_args(args)?)),
         F::Eq => {
             if args.len() < 2 {
                 return Err("missing argument for comparison".to_owned());
@@ -351,21 +351,27 @@ pub(crate) fn call<'a>(f: &FuncRef, args: &mut [Value<'a>]) -> FResult<'a> {
             !(lt(&args[0], &args[1])? || eq(&args[0], &args[1])?),
         )),
         F::Ge => Ok(Value::Bool(!lt(&args[0], &args[1])?)),
-        _ => sprig::call(f.func, args),
+        _ => sprig::call(f.func, args, fuel),
     }
 }
 
+/// An escaped string, within the size bound (escaping multiplies a string by up to 6).
+fn escaped<'a>(s: String) -> FResult<'a> {
+    check_len(&s)?;
+    Ok(Value::string(s))
+}
+
 /// text/template's `evalArgs`: one string as is, else `fmt.Sprint` of the arguments.
-fn eval_args(args: &[Value<'_>]) -> String {
+fn eval_args(args: &[Value<'_>]) -> Result<String, String> {
     if let [a] = args
         && let Some(s) = a.as_str()
     {
-        return s.to_owned();
+        return Ok(s.to_owned());
     }
     let args: Vec<Value<'_>> = args.iter().cloned().map(Value::into_iface).collect();
     let mut s = String::new();
-    gofmt::sprint(&args, &mut s);
-    s
+    gofmt::sprint(&args, &mut s)?;
+    Ok(s)
 }
 
 fn html_escape(s: &str) -> String {
@@ -534,7 +540,7 @@ fn eq(a: &Value<'_>, b: &Value<'_>) -> Result<bool, String> {
             match (a, b) {
                 (Value::Missing | Value::Nil, Value::Missing | Value::Nil) => true,
                 (Value::Time(x, kx), Value::Time(y, ky)) => x == y && kx == ky,
-                _ => a.type_name() == b.type_name() && a.to_json() == b.to_json(),
+                _ => a.type_name() == b.type_name() && a.to_json()? == b.to_json()?,
             }
         }
     })
@@ -559,8 +565,5 @@ fn lt(a: &Value<'_>, b: &Value<'_>) -> Result<bool, String> {
 
 /// A `[]string` value.
 pub(crate) fn str_list<'a>(items: Vec<String>) -> Value<'a> {
-    Value::List(
-        Rc::new(items.into_iter().map(Value::string).collect()),
-        ListKind::Str,
-    )
+    Value::list(items.into_iter().map(Value::string).collect(), ListKind::Str)
 }

@@ -1,7 +1,7 @@
 //! sprig v3.2.3's functions.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::rc::Rc;
 
@@ -9,13 +9,16 @@ use base64::Engine as _;
 use regex::Regex;
 
 use super::super::gotime::{GoTime, duration_string};
-use super::super::value::{DictRef, IntKind, ListKind, TimeKind, Value};
+use super::super::limits::{Bound, Fuel, MAX_OUTPUT, check_depth, check_len};
+use super::super::value::{DictRef, IntKind, ListKind, TimeKind, Value, new_dict, write_json};
 use super::{FResult, Func, gofmt, str_list, strcase};
-use crate::gojson;
 
 /// Sprig's `quote`, `squote` and `cat`: the non-nil arguments, each written by `write`, joined
 /// by spaces.
-fn join_non_nil(args: &[Value<'_>], mut write: impl FnMut(&Value<'_>, &mut String)) -> String {
+fn join_non_nil(
+    args: &[Value<'_>],
+    mut write: impl FnMut(&Value<'_>, &mut String) -> Result<(), Bound>,
+) -> Result<String, Bound> {
     let mut out = String::new();
     let present = args
         .iter()
@@ -25,9 +28,20 @@ fn join_non_nil(args: &[Value<'_>], mut write: impl FnMut(&Value<'_>, &mut Strin
         if i > 0 {
             out.push(' ');
         }
-        write(&a, &mut out);
+        write(&a, &mut out)?;
+        check_len(&out)?;
     }
-    out
+    Ok(out)
+}
+
+/// Errs when a string of `len` bytes would be larger than a render may produce: what the
+/// functions that multiply their input check before building anything.
+fn fits(len: u128) -> Result<(), Bound> {
+    if len > MAX_OUTPUT as u128 {
+        Err(Bound::Size)
+    } else {
+        Ok(())
+    }
 }
 
 fn take<'a>(args: &mut [Value<'a>], i: usize) -> Value<'a> {
@@ -114,24 +128,28 @@ fn to_f64(v: &Value<'_>) -> f64 {
     }
 }
 
-/// sprig's `strslice`.
-fn strslice(v: &Value<'_>) -> Vec<String> {
-    match v {
-        Value::List(l, ListKind::Str) => l.iter().map(Value::strval).collect(),
+/// sprig's `strslice`, within the size bound (the same long string may be in a list many
+/// times).
+fn strslice(v: &Value<'_>) -> Result<Vec<String>, Bound> {
+    let items = match v {
         Value::List(l, ListKind::Iface) => l
             .iter()
             .filter(|x| !matches!(x, Value::Nil | Value::Missing))
-            .map(Value::strval)
+            .cloned()
             .collect(),
-        Value::Slice(_) => v
-            .list_items()
-            .unwrap_or_default()
-            .iter()
-            .map(Value::strval)
-            .collect(),
+        Value::List(..) | Value::Slice(_) => v.list_items().unwrap_or_default(),
         Value::Nil | Value::Missing => Vec::new(),
-        other => vec![other.strval()],
+        other => return Ok(vec![other.strval()?]),
+    };
+    let mut total = 0usize;
+    let mut out = Vec::with_capacity(items.len());
+    for item in &items {
+        let text = item.strval()?;
+        total += text.len() + 1;
+        fits(total as u128)?;
+        out.push(text);
     }
+    Ok(out)
 }
 
 fn s<'a>(x: String) -> FResult<'a> {
@@ -139,7 +157,7 @@ fn s<'a>(x: String) -> FResult<'a> {
 }
 
 fn list<'a>(items: Vec<Value<'a>>) -> Value<'a> {
-    Value::List(Rc::new(items), ListKind::Iface)
+    Value::list(items, ListKind::Iface)
 }
 
 fn kind_name(v: &Value<'_>) -> &'static str {
@@ -159,16 +177,99 @@ fn kind_name(v: &Value<'_>) -> &'static str {
     }
 }
 
-/// `reflect.DeepEqual` for template values.
-fn deep_equal(a: &Value<'_>, b: &Value<'_>) -> bool {
-    match (a, b) {
+/// `reflect.DeepEqual` for template values; one step of `fuel` per value compared.
+fn deep_equal<'a>(
+    a: &Value<'a>,
+    b: &Value<'a>,
+    fuel: &mut Fuel,
+    depth: usize,
+) -> Result<bool, String> {
+    fuel.charge(1)?;
+    check_depth(depth)?;
+    Ok(match (a, b) {
         (Value::Nil | Value::Missing, Value::Nil | Value::Missing) => true,
         (Value::Int(x, kx), Value::Int(y, ky)) => x == y && kx == ky,
         (Value::Float(x), Value::Float(y)) => x == y,
         (Value::Bool(x), Value::Bool(y)) => x == y,
         _ if a.as_str().is_some() && b.as_str().is_some() => a.as_str() == b.as_str(),
-        _ => a.type_name() == b.type_name() && a.to_json() == b.to_json(),
+        (Value::Dict(x), Value::Dict(y)) => {
+            if Rc::ptr_eq(x, y) {
+                return Ok(true);
+            }
+            let (x, y) = (x.borrow(), y.borrow());
+            if x.len() != y.len() {
+                return Ok(false);
+            }
+            for (k, xv) in x.iter() {
+                match y.get(k) {
+                    Some(yv) if deep_equal(xv, yv, fuel, depth + 1)? => {}
+                    _ => return Ok(false),
+                }
+            }
+            true
+        }
+        (Value::List(..), _) | (_, Value::List(..)) => {
+            if a.type_name() != b.type_name() {
+                return Ok(false);
+            }
+            let (Some(x), Some(y)) = (a.list_items(), b.list_items()) else {
+                return Ok(false);
+            };
+            if x.len() != y.len() {
+                return Ok(false);
+            }
+            for (xv, yv) in x.iter().zip(&y) {
+                if !deep_equal(xv, yv, fuel, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        _ => a.type_name() == b.type_name() && a.to_json()? == b.to_json()?,
+    })
+}
+
+/// Whether `v` holds `target` (so storing `v` in `target` would make a dict that contains
+/// itself, which Go lets a template build and then cannot print without crashing). One step of
+/// `fuel` per list or dict looked into.
+fn contains_dict<'a>(
+    v: &Value<'a>,
+    target: &DictRef<'a>,
+    fuel: &mut Fuel,
+) -> Result<bool, String> {
+    let mut seen: HashSet<*const ()> = HashSet::new();
+    let mut stack: Vec<Value<'a>> = vec![v.clone()];
+    while let Some(v) = stack.pop() {
+        match &v {
+            Value::Dict(d) => {
+                if Rc::ptr_eq(d, target) {
+                    return Ok(true);
+                }
+                if seen.insert(Rc::as_ptr(d).cast()) {
+                    fuel.charge(1)?;
+                    stack.extend(d.borrow().values().filter(|x| is_container(x)).cloned());
+                }
+            }
+            Value::List(l, _) if seen.insert(Rc::as_ptr(l).cast()) => {
+                fuel.charge(1)?;
+                stack.extend(l.iter().filter(|x| is_container(x)).cloned());
+            }
+            _ => {}
+        }
     }
+    Ok(false)
+}
+
+fn is_container(v: &Value<'_>) -> bool {
+    matches!(v, Value::List(..) | Value::Dict(_))
+}
+
+/// Refuses to store `v` in `dict` when that would make `dict` contain itself.
+fn check_acyclic<'a>(v: &Value<'a>, dict: &DictRef<'a>, fuel: &mut Fuel) -> Result<(), String> {
+    if is_container(v) && contains_dict(v, dict, fuel)? {
+        return Err("a dict cannot contain itself".to_owned());
+    }
+    Ok(())
 }
 
 fn list_arg<'a>(v: &Value<'a>, what: &str) -> Result<Vec<Value<'a>>, String> {
@@ -188,15 +289,15 @@ fn list_arg<'a>(v: &Value<'a>, what: &str) -> Result<Vec<Value<'a>>, String> {
 fn dict_arg<'a>(v: &Value<'a>) -> Result<DictRef<'a>, String> {
     match v {
         Value::Dict(d) => Ok(d.clone()),
-        Value::StrMap(m) => Ok(Rc::new(RefCell::new(
+        Value::StrMap(m) => Ok(new_dict(
             m.map(|m| {
                 m.iter()
                     .map(|(k, v)| (k.clone(), Value::Str(v.as_str())))
                     .collect()
             })
             .unwrap_or_default(),
-        ))),
-        Value::Nil | Value::Missing => Ok(Rc::new(RefCell::new(BTreeMap::new()))),
+        )),
+        Value::Nil | Value::Missing => Ok(new_dict(BTreeMap::new())),
         other => Err(format!(
             "wrong type for value; expected map[string]interface {{}}; got {}",
             other.type_name()
@@ -238,13 +339,13 @@ fn quote_meta(s: &str) -> String {
     out
 }
 
-/// Go's `(*Regexp).Split`.
-fn regex_split(re: &Regex, s: &str, n: i64) -> Vec<String> {
+/// Go's `(*Regexp).Split`, one step of `fuel` per part.
+fn regex_split(re: &Regex, s: &str, n: i64, fuel: &mut Fuel) -> Result<Vec<String>, String> {
     if n == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     if !re.as_str().is_empty() && s.is_empty() {
-        return vec![String::new()];
+        return Ok(vec![String::new()]);
     }
     let mut out = Vec::new();
     let mut beg = 0;
@@ -255,6 +356,7 @@ fn regex_split(re: &Regex, s: &str, n: i64) -> Vec<String> {
         }
         end = m.start();
         if m.end() != 0 {
+            fuel.charge(1)?;
             out.push(s[beg..end].to_owned());
         }
         beg = m.end();
@@ -262,7 +364,27 @@ fn regex_split(re: &Regex, s: &str, n: i64) -> Vec<String> {
     if end != s.len() {
         out.push(s[beg..].to_owned());
     }
-    out
+    Ok(out)
+}
+
+/// `regexReplaceAll` (`$1` expanded) or `regexReplaceAllLiteral`, stopping at the size bound.
+fn regex_replace(re: &Regex, src: &str, repl: &str, literal: bool) -> Result<String, Bound> {
+    let mut out = String::with_capacity(src.len());
+    let mut last = 0;
+    for caps in re.captures_iter(src) {
+        let Some(m) = caps.get(0) else { continue };
+        out.push_str(&src[last..m.start()]);
+        if literal {
+            out.push_str(repl);
+        } else {
+            caps.expand(repl, &mut out);
+        }
+        last = m.end();
+        check_len(&out)?;
+    }
+    out.push_str(&src[last..]);
+    check_len(&out)?;
+    Ok(out)
 }
 
 fn time_of(v: &Value<'_>) -> Option<GoTime> {
@@ -289,11 +411,12 @@ fn format_in_zone(layout: &str, t: GoTime, zone: &str) -> String {
     }
 }
 
-/// Go's `os.ExpandEnv`.
-fn expand_env(s: &str) -> String {
+/// Go's `os.ExpandEnv`, stopping at the size bound.
+fn expand_env(s: &str) -> Result<String, Bound> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('$') {
+        check_len(&out)?;
         out.push_str(&rest[..i]);
         let after = &rest[i + 1..];
         if let Some(braced) = after.strip_prefix('{') {
@@ -329,7 +452,8 @@ fn expand_env(s: &str) -> String {
         rest = &after[len..];
     }
     out.push_str(rest);
-    out
+    check_len(&out)?;
+    Ok(out)
 }
 
 /// `toRawJson`: Go's encoder without HTML escaping.
@@ -552,12 +676,22 @@ fn path_ext(p: &str) -> String {
     String::new()
 }
 
-fn merge_into<'a>(dst: &DictRef<'a>, src: &DictRef<'a>, overwrite: bool) {
+/// mergo's `Merge` of `src` into `dst` (nested dicts merged, not replaced), refusing to make a
+/// dict contain itself.
+fn merge_into<'a>(
+    dst: &DictRef<'a>,
+    src: &DictRef<'a>,
+    overwrite: bool,
+    fuel: &mut Fuel,
+    depth: usize,
+) -> Result<(), String> {
+    check_depth(depth)?;
     let src_entries: Vec<(String, Value<'a>)> = src
         .borrow()
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    fuel.charge(src_entries.len() as u64)?;
     for (k, v) in src_entries {
         let existing = dst.borrow().get(&k).cloned();
         match existing {
@@ -565,23 +699,26 @@ fn merge_into<'a>(dst: &DictRef<'a>, src: &DictRef<'a>, overwrite: bool) {
                 if let Value::Dict(sd) = &v
                     && !Rc::ptr_eq(&d, sd)
                 {
-                    merge_into(&d, sd, overwrite);
+                    merge_into(&d, sd, overwrite, fuel, depth + 1)?;
                 }
             }
             Some(cur) => {
                 if (cur.is_empty() || overwrite) && !v.is_empty() {
+                    check_acyclic(&v, dst, fuel)?;
                     dst.borrow_mut().insert(k, v);
                 }
             }
             None => {
+                check_acyclic(&v, dst, fuel)?;
                 dst.borrow_mut().insert(k, v);
             }
         }
     }
+    Ok(())
 }
 
 /// Calls a sprig function.
-pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
+pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FResult<'a> {
     use Func as F;
     match f {
         F::Default => {
@@ -651,9 +788,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
             if n < 0 {
                 return Err("strings: negative Repeat count".to_owned());
             }
-            if (x.len() as u128) * (n as u128) > 64 << 20 {
-                return Err("strings: Repeat output too large".to_owned());
-            }
+            fits((x.len() as u128) * (n as u128))?;
             s(x.repeat(n as usize))
         }
         F::Substr => {
@@ -711,6 +846,8 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
             let src = str_arg(&args[2])?;
             if old.is_empty() {
                 // Go inserts `new` around every rune.
+                let runes = src.chars().count() as u128;
+                fits(src.len() as u128 + (runes + 1) * new.len() as u128)?;
                 let mut out = String::new();
                 out.push_str(new);
                 for c in src.chars() {
@@ -722,6 +859,10 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
             if !src.contains(old) {
                 return Ok(take(args, 2));
             }
+            if new.len() > old.len() {
+                let grow = (new.len() - old.len()) as u128;
+                fits(src.len() as u128 + src.matches(old).count() as u128 * grow)?;
+            }
             s(src.replace(old, new))
         }
         F::Contains => Ok(Value::Bool(str_arg(&args[1])?.contains(str_arg(&args[0])?))),
@@ -732,18 +873,23 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
             str_arg(&args[1])?.ends_with(str_arg(&args[0])?),
         )),
         F::Quote => s(join_non_nil(args, |a, out| {
-            gofmt::go_quote(&a.strval(), out)
-        })),
+            gofmt::go_quote(&a.strval()?, out);
+            Ok(())
+        })?),
         F::Squote => s(join_non_nil(args, |a, out| {
             out.push('\'');
-            gofmt::fmt_arg_v(a, out);
+            gofmt::fmt_arg_v(a, out)?;
             out.push('\'');
-        })),
-        F::Cat => s(join_non_nil(args, gofmt::fmt_arg_v)),
+            Ok(())
+        })?),
+        F::Cat => s(join_non_nil(args, gofmt::fmt_arg_v)?),
         F::Indent | F::Nindent => {
             let n = int_arg(&args[0])?;
             let x = str_arg(&args[1])?;
-            let pad = " ".repeat(usize::try_from(n).unwrap_or(0).min(1 << 16));
+            let width = usize::try_from(n).unwrap_or(0);
+            let lines = x.matches('\n').count() as u128 + 1;
+            fits(x.len() as u128 + lines * width as u128 + 1)?;
+            let pad = " ".repeat(width);
             let mut out = String::with_capacity(x.len() + pad.len() + 1);
             if f == F::Nindent {
                 out.push('\n');
@@ -754,12 +900,12 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
         }
         F::Wrap => {
             let n = int_arg(&args[0])?;
-            s(strcase::wrap_custom(str_arg(&args[1])?, n, "", false))
+            s(strcase::wrap_custom(str_arg(&args[1])?, n, "", false)?)
         }
         F::WrapWith => {
             let n = int_arg(&args[0])?;
             let sep = str_arg(&args[1])?;
-            s(strcase::wrap_custom(str_arg(&args[2])?, n, sep, true))
+            s(strcase::wrap_custom(str_arg(&args[2])?, n, sep, true)?)
         }
         F::Snakecase => s(strcase::camel_to_lower(str_arg(&args[0])?, '_')),
         F::Kebabcase => s(strcase::camel_to_lower(str_arg(&args[0])?, '-')),
@@ -776,37 +922,40 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
         }
         F::ToString => match &args[0] {
             Value::Str(_) | Value::String(_) => Ok(take(args, 0)),
-            other => s(other.clone().into_iface().strval()),
+            other => s(other.clone().into_iface().strval()?),
         },
-        F::ToStrings => Ok(str_list(strslice(&args[0].clone().into_iface()))),
+        F::ToStrings => Ok(str_list(strslice(&args[0].clone().into_iface())?)),
         F::Join => {
             let sep = str_arg(&args[0])?;
-            s(strslice(&args[1].clone().into_iface()).join(sep))
+            let parts = strslice(&args[1].clone().into_iface())?;
+            let total: usize = parts.iter().map(String::len).sum();
+            fits(total as u128 + parts.len() as u128 * sep.len() as u128)?;
+            s(parts.join(sep))
         }
         F::Split | F::Splitn => {
             let sep = str_arg(&args[0])?;
-            let (parts, _) = if f == F::Split {
-                (go_split(str_arg(&args[1])?, sep, -1), ())
+            let parts = if f == F::Split {
+                go_split(str_arg(&args[1])?, sep, -1, fuel)?
             } else {
-                (go_split(str_arg(&args[2])?, sep, int_arg(&args[1])?), ())
+                go_split(str_arg(&args[2])?, sep, int_arg(&args[1])?, fuel)?
             };
             let d: BTreeMap<String, Value<'a>> = parts
                 .into_iter()
                 .enumerate()
                 .map(|(i, p)| (format!("_{i}"), Value::string(p)))
                 .collect();
-            Ok(Value::Dict(Rc::new(RefCell::new(d))))
+            Ok(Value::dict(d))
         }
         F::SplitList => {
             let sep = str_arg(&args[0])?;
-            Ok(str_list(go_split(str_arg(&args[1])?, sep, -1)))
+            Ok(str_list(go_split(str_arg(&args[1])?, sep, -1, fuel)?))
         }
         F::SortAlpha => {
             let v = args[0].clone().into_iface();
             let mut items = if v.is_list() {
-                strslice(&v)
+                strslice(&v)?
             } else {
-                vec![v.strval()]
+                vec![v.strval()?]
             };
             items.sort();
             Ok(str_list(items))
@@ -838,23 +987,19 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
             }
             s(((b << 16) | a).to_string())
         }
-        F::ToJson => {
+        F::ToJson | F::ToPrettyJson | F::ToRawJson => {
             let mut out = String::new();
-            gojson::write_compact(&args[0].to_json(), &mut out);
+            write_json(&args[0], &mut out, f == F::ToPrettyJson, 0)?;
+            if f == F::ToRawJson {
+                out = unescape_html_json(&out);
+            }
             s(out)
-        }
-        F::ToPrettyJson => {
-            let mut out = String::new();
-            gojson::write_pretty(&args[0].to_json(), &mut out);
-            s(out)
-        }
-        F::ToRawJson => {
-            let mut out = String::new();
-            gojson::write_compact(&args[0].to_json(), &mut out);
-            s(unescape_html_json(&out))
         }
         F::FromJson | F::MustFromJson => {
-            match serde_json::from_str::<serde_json::Value>(str_arg(&args[0])?) {
+            let text = str_arg(&args[0])?;
+            // What the parsed value may hold, paid before it is built.
+            fuel.charge(text.len() as u64 / 4)?;
+            match serde_json::from_str::<serde_json::Value>(text) {
                 Ok(v) => Ok(Value::from_json(&v)),
                 Err(e) if f == F::MustFromJson => Err(e.to_string()),
                 Err(_) => Ok(Value::Nil),
@@ -1043,7 +1188,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
             let items = list_arg(&args[0], "find uniq on")?;
             let mut out: Vec<Value<'a>> = Vec::new();
             for it in items {
-                if !out.iter().any(|o| deep_equal(o, &it)) {
+                if !any_equal(&out, &it, fuel)? {
                     out.push(it);
                 }
             }
@@ -1052,12 +1197,13 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
         F::Without => {
             let items = list_arg(&args[0], "find without on")?;
             let omit: Vec<Value<'a>> = args[1..].iter().map(|a| a.clone().into_iface()).collect();
-            Ok(list(
-                items
-                    .into_iter()
-                    .filter(|it| !omit.iter().any(|o| deep_equal(o, it)))
-                    .collect(),
-            ))
+            let mut kept = Vec::with_capacity(items.len());
+            for it in items {
+                if !any_equal(&omit, &it, fuel)? {
+                    kept.push(it);
+                }
+            }
+            Ok(list(kept))
         }
         F::Has => {
             if matches!(args[1], Value::Nil | Value::Missing) {
@@ -1065,7 +1211,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
             }
             let items = list_arg(&args[1], "find has on")?;
             let needle = args[0].clone().into_iface();
-            Ok(Value::Bool(items.iter().any(|it| deep_equal(&needle, it))))
+            Ok(Value::Bool(any_equal(&items, &needle, fuel)?))
         }
         F::Compact => {
             let items = list_arg(&args[0], "compact on")?;
@@ -1092,10 +1238,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
                 Value::Slice(Some(super::super::value::Slice::Strs(_))) => ListKind::Str,
                 _ => ListKind::Iface,
             };
-            Ok(Value::List(
-                Rc::new(items[start as usize..end as usize].to_vec()),
-                kind,
-            ))
+            Ok(Value::list(items[start as usize..end as usize].to_vec(), kind))
         }
         F::Chunk => {
             let size = int_arg(&args[0])?;
@@ -1116,7 +1259,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
             let mut d = BTreeMap::new();
             let mut i = 0;
             while i < args.len() {
-                let k = args[i].clone().into_iface().strval();
+                let k = args[i].clone().into_iface().strval()?;
                 let v = if i + 1 < args.len() {
                     take(args, i + 1).into_iface()
                 } else {
@@ -1125,7 +1268,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
                 d.insert(k, v);
                 i += 2;
             }
-            Ok(Value::Dict(Rc::new(RefCell::new(d))))
+            Ok(Value::dict(d))
         }
         F::Get => {
             let d = dict_arg(&args[0])?;
@@ -1137,6 +1280,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
             let d = dict_arg(&args[0])?;
             let k = str_arg(&args[1])?.to_owned();
             let v = take(args, 2).into_iface();
+            check_acyclic(&v, &d, fuel)?;
             d.borrow_mut().insert(k, v);
             Ok(Value::Dict(d))
         }
@@ -1186,14 +1330,14 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
                 .filter(|(k, _)| keys.contains(k) == (f == F::Pick))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            Ok(Value::Dict(Rc::new(RefCell::new(res))))
+            Ok(Value::dict(res))
         }
         F::Merge | F::MergeOverwrite => {
             let dst = dict_arg(&args[0])?;
             for a in &args[1..] {
                 let src = dict_arg(a)?;
                 if !Rc::ptr_eq(&dst, &src) {
-                    merge_into(&dst, &src, f == F::MergeOverwrite);
+                    merge_into(&dst, &src, f == F::MergeOverwrite, fuel, 0)?;
                 }
             }
             Ok(Value::Dict(dst))
@@ -1238,23 +1382,16 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
             let n = int_arg(&args[2])?;
             let it = re.find_iter(x).map(|m| m.as_str().to_owned());
             let v: Vec<String> = if n < 0 {
-                it.collect()
+                fuel.collect(it)?
             } else {
-                it.take(n as usize).collect()
+                fuel.collect(it.take(n as usize))?
             };
             Ok(str_list(v))
         }
-        F::RegexReplaceAll => {
+        F::RegexReplaceAll | F::RegexReplaceAllLiteral => {
             let re = regex(str_arg(&args[0])?)?;
-            s(re.replace_all(str_arg(&args[1])?, str_arg(&args[2])?)
-                .into_owned())
-        }
-        F::RegexReplaceAllLiteral => {
-            let re = regex(str_arg(&args[0])?)?;
-            s(
-                re.replace_all(str_arg(&args[1])?, regex::NoExpand(str_arg(&args[2])?))
-                    .into_owned(),
-            )
+            let (src, repl) = (str_arg(&args[1])?, str_arg(&args[2])?);
+            s(regex_replace(&re, src, repl, f == F::RegexReplaceAllLiteral)?)
         }
         F::RegexSplit => {
             let re = regex(str_arg(&args[0])?)?;
@@ -1262,7 +1399,8 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
                 &re,
                 str_arg(&args[1])?,
                 int_arg(&args[2])?,
-            )))
+                fuel,
+            )?))
         }
         F::RegexQuoteMeta => s(quote_meta(str_arg(&args[0])?)),
 
@@ -1353,7 +1491,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
 
         // OS, paths, reflection.
         F::Env => s(std::env::var(str_arg(&args[0])?).unwrap_or_default()),
-        F::Expandenv => s(expand_env(str_arg(&args[0])?)),
+        F::Expandenv => s(expand_env(str_arg(&args[0])?)?),
         F::Base => s(path_base(str_arg(&args[0])?)),
         F::Dir => s(path_dir(str_arg(&args[0])?)),
         F::Clean => s(path_clean(str_arg(&args[0])?)),
@@ -1370,7 +1508,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>]) -> FResult<'a> {
         }
         F::KindOf => Ok(Value::Str(kind_name(&args[0]))),
         F::KindIs => Ok(Value::Bool(str_arg(&args[0])? == kind_name(&args[1]))),
-        F::DeepEqual => Ok(Value::Bool(deep_equal(&args[0], &args[1]))),
+        F::DeepEqual => Ok(Value::Bool(deep_equal(&args[0], &args[1], fuel, 0)?)),
         F::Uuidv4 => s(uuid_v4()),
         _ => Err(format!("function {:?} is not implemented", super::name(f))),
     }
@@ -1414,25 +1552,41 @@ fn until_step(start: i64, stop: i64, step: i64) -> Vec<i64> {
     v
 }
 
-/// Go's `strings.SplitN` (`n < 0`: all).
-fn go_split(s: &str, sep: &str, n: i64) -> Vec<String> {
+/// Whether `needle` is deeply equal to one of `items`.
+fn any_equal<'a>(items: &[Value<'a>], needle: &Value<'a>, fuel: &mut Fuel) -> Result<bool, String> {
+    for it in items {
+        if deep_equal(it, needle, fuel, 0)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Go's `strings.SplitN` (`n < 0`: all), one step of `fuel` per part.
+fn go_split(s: &str, sep: &str, n: i64, fuel: &mut Fuel) -> Result<Vec<String>, String> {
     if n == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     if sep.is_empty() {
-        let chars: Vec<String> = s.chars().map(String::from).collect();
-        if n > 0 && chars.len() as i64 > n {
-            let mut out: Vec<String> = chars[..(n - 1) as usize].to_vec();
-            let consumed: usize = out.iter().map(String::len).sum();
-            out.push(s[consumed..].to_owned());
-            return out;
+        // One part per rune, the last holding the rest when `n` is reached.
+        let limit = if n > 0 { n as usize } else { usize::MAX };
+        let mut out = Vec::new();
+        let mut rest = s;
+        while let Some(c) = rest.chars().next() {
+            fuel.charge(1)?;
+            if out.len() + 1 == limit {
+                out.push(rest.to_owned());
+                return Ok(out);
+            }
+            out.push(c.to_string());
+            rest = &rest[c.len_utf8()..];
         }
-        return chars;
+        return Ok(out);
     }
     if n < 0 {
-        return s.split(sep).map(str::to_owned).collect();
+        return fuel.collect(s.split(sep).map(str::to_owned));
     }
-    s.splitn(n as usize, sep).map(str::to_owned).collect()
+    fuel.collect(s.splitn(n as usize, sep).map(str::to_owned))
 }
 
 /// Go's `time.ParseDuration`, in nanoseconds.

@@ -1,6 +1,8 @@
 //! String helpers sprig takes from `huandu/xstrings` v1.3.3 and `Masterminds/goutils`,
 //! and Go's `strings.Title`.
 
+use super::super::limits::{Bound, MAX_OUTPUT};
+
 fn is_connector(r: char) -> bool {
     r == '-' || r == '_' || r.is_whitespace()
 }
@@ -318,9 +320,14 @@ pub(crate) fn initials(s: &str) -> String {
 }
 
 /// goutils' `WrapCustom`.
-pub(crate) fn wrap_custom(s: &str, wrap_len: i64, newline: &str, wrap_long: bool) -> String {
+pub(crate) fn wrap_custom(
+    s: &str,
+    wrap_len: i64,
+    newline: &str,
+    wrap_long: bool,
+) -> Result<String, Bound> {
     if s.is_empty() {
-        return String::new();
+        return Ok(String::new());
     }
     let nl = if newline.is_empty() { "\n" } else { newline };
     let wl = usize::try_from(wrap_len.max(1)).unwrap_or(1);
@@ -329,6 +336,9 @@ pub(crate) fn wrap_custom(s: &str, wrap_len: i64, newline: &str, wrap_long: bool
     let mut out: Vec<u8> = Vec::with_capacity(n + 8);
     let mut offset = 0usize;
     while n - offset > wl {
+        if out.len() > MAX_OUTPUT {
+            return Err(Bound::Size);
+        }
         if b[offset] == b' ' {
             offset += 1;
             continue;
@@ -365,7 +375,7 @@ pub(crate) fn wrap_custom(s: &str, wrap_len: i64, newline: &str, wrap_long: bool
         }
     }
     out.extend_from_slice(&b[offset.min(n)..]);
-    String::from_utf8_lossy(&out).into_owned()
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn byte_slice(s: &str, from: usize, to: usize) -> String {
@@ -449,7 +459,8 @@ mod tests {
                 20,
                 "",
                 false
-            ),
+            )
+            .unwrap(),
             "Readiness probe\nfailed: Get\n\"http://10.0.250.69:8080/healthz\":\ndial tcp\n10.0.250.69:8080:\nconnect: connection\nrefused"
         );
         assert_eq!(abbreviate_full("New size: 1; reason", 0, 10), "New siz...");
