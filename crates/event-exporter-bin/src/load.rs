@@ -4,6 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use event_exporter_core::{Config, Router};
+
+use crate::logging::Logging;
 use event_exporter_sinks::proxy::ProxySettings;
 use event_exporter_sinks::{BuildEnv, BuiltReceiver};
 
@@ -30,9 +32,19 @@ fn at(path: &Path, e: &dyn std::fmt::Display) -> String {
     format!("{}: {e}", path.display())
 }
 
-/// Reads `path` (YAML, `${VAR}` expansion, keys); the error lists every problem found.
+/// Reads `path` (YAML, `${VAR}` expansion, keys, `logLevel`/`logFormat`); the error lists
+/// every problem found.
 pub(crate) fn read(path: &Path) -> Result<Config, Vec<String>> {
-    Config::load_file(path).map_err(|errs| errs.iter().map(|e| at(path, e)).collect())
+    let config = Config::load_file(path)
+        .map_err(|errs| errs.iter().map(|e| at(path, e)).collect::<Vec<_>>())?;
+    Logging::parse(&config.log_level, &config.log_format)
+        .map_err(|errs| errs.iter().map(|e| at(path, e)).collect::<Vec<_>>())?;
+    Ok(config)
+}
+
+/// How `config` (already [`read`]) says to log.
+pub(crate) fn logging(config: &Config) -> Logging {
+    Logging::parse(&config.log_level, &config.log_format).unwrap_or_default()
 }
 
 /// The route tree of `config` (read from `path`); warnings are logged.

@@ -6,6 +6,7 @@
 mod commands;
 mod events;
 mod load;
+mod logging;
 mod watch;
 
 use std::path::PathBuf;
@@ -94,31 +95,6 @@ fn go_style_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi
     .collect()
 }
 
-/// Logs to stderr: `logLevel` (upstream's levels; `RUST_LOG` overrides) and `logFormat`
-/// (`json`, else human-readable).
-fn init_logging(level: &str, format: &str) {
-    let level = match level.trim().to_ascii_lowercase().as_str() {
-        "" => "info".to_owned(),
-        "fatal" | "panic" => "error".to_owned(),
-        "warning" => "warn".to_owned(),
-        other => other.to_owned(),
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .with_target(false);
-    if format.eq_ignore_ascii_case("json") {
-        builder.json().init();
-    } else {
-        builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init();
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse_from(go_style_args(std::env::args_os()));
     let config = cli.config.unwrap_or_else(|| PathBuf::from("config.yaml"));
@@ -127,7 +103,7 @@ fn main() -> ExitCode {
             Ok(loaded) => loaded,
             Err(problems) => return load::report(&config, &problems),
         };
-        init_logging(&loaded.log_level, &loaded.log_format);
+        load::logging(&loaded).init();
         let opts = watch::WatchOptions {
             metrics_address: cli.metrics_address,
             kubeconfig: cli.kubeconfig,
@@ -142,7 +118,15 @@ fn main() -> ExitCode {
             }
         };
     }
-    init_logging("", "");
+    // `run` logs as its config says (what it delivers goes to its receivers, not to stdout);
+    // the other commands log at info (a config that does not load is reported anyway).
+    match &cli.command {
+        Some(Command::Run { .. }) => load::read(&config)
+            .map(|c| load::logging(&c))
+            .unwrap_or_default()
+            .init(),
+        _ => logging::Logging::default().init(),
+    }
     let result = match cli.command {
         Some(Command::Check) => commands::check(&config),
         Some(Command::Route { events }) => commands::route(&config, &events),

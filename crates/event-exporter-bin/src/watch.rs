@@ -88,8 +88,11 @@ async fn run(path: &Path, config: Config, opts: &WatchOptions) -> anyhow::Result
     // The watch, the Lease and the checkpoint use a client of their own: `kubeQPS` limits
     // lookups, and must neither make a relist of 100k events take minutes (200 pages) nor
     // hold Lease renewals behind a burst of lookups (leadership would flap).
-    let coordination =
-        kube::Client::try_from(kube_config.clone()).context("building the API client")?;
+    let coordination = event_exporter_kube::client::with_deadline(
+        kube_config.clone(),
+        event_exporter_kube::client::DEFAULT_DEADLINE,
+    )
+    .context("building the API client")?;
     // (0, unset, means upstream's defaults: 5 and 10.)
     let client = rate_limited_client(kube_config, config.kube_qps, config.kube_burst)
         .context("building the API client")?;
@@ -125,7 +128,7 @@ async fn run(path: &Path, config: Config, opts: &WatchOptions) -> anyhow::Result
         watch: WatchSettings {
             namespace: (!config.namespace.is_empty()).then(|| config.namespace.clone()),
             reasons: config.watch_reasons.clone(),
-            timeout_seconds: None,
+            ..WatchSettings::default()
         },
         max_event_age: Duration::from_secs(max_age.unsigned_abs()),
         cluster_name: config.cluster_name.as_str().into(),

@@ -503,3 +503,47 @@ fn watching_without_a_cluster_is_a_clear_error() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn log_settings_upstream_refuses_are_refused_and_run_logs_as_configured() {
+    let dir = TempDir::new("logs");
+    let bad = dir.file(
+        "bad.yaml",
+        "logLevel: verbose\nlogFormat: yaml\nreceivers:\n  - name: out\n    stdout: {}\n",
+    );
+    for args in [
+        &["check", "--config", s(&bad)][..],
+        &["--config", s(&bad)][..],
+    ] {
+        let out = exporter()
+            .env_remove("RUST_LOG")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains("logLevel: unknown level `verbose`"), "{err}");
+        assert!(err.contains("logFormat: unknown format `yaml`"), "{err}");
+    }
+    // `run` logs in the configured format (here: the summary of a receiver that cannot send).
+    let json = dir.file(
+        "json.yaml",
+        "logLevel: warn\nlogFormat: json\nroute:\n  match:\n    - receiver: hook\nreceivers:\n  - name: hook\n    webhook:\n      endpoint: http://127.0.0.1:9/x\n    delivery: {maxAttempts: 1}\n",
+    );
+    let events = dir.file(
+        "events.jsonl",
+        r#"{"metadata":{"name":"a","uid":"u"},"involvedObject":{"kind":"Pod"}}"#,
+    );
+    let out = exporter()
+        .env_remove("RUST_LOG")
+        .args(["run", "--config", s(&json), "--events", s(&events)])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    let warn = err
+        .lines()
+        .find(|l| l.contains("delivery given up"))
+        .unwrap_or_else(|| panic!("no warning in {err}"));
+    let line: serde_json::Value = serde_json::from_str(warn).expect("a JSON log line");
+    assert_eq!(line["level"], "WARN", "{warn}");
+}

@@ -246,10 +246,7 @@ impl Layout {
 /// The error of a layout whose templates together render more than [`MAX_OUTPUT`].
 fn too_large() -> RenderError {
     RenderError {
-        message: format!(
-            "the layout renders more than {} MiB",
-            MAX_OUTPUT >> 20
-        ),
+        message: format!("the layout renders more than {} MiB", MAX_OUTPUT >> 20),
     }
 }
 

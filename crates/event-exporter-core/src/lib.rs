@@ -13,6 +13,7 @@ pub mod event_json;
 pub mod gojson;
 pub mod layout;
 pub mod pattern;
+pub mod redact;
 pub mod route;
 pub mod sink;
 pub mod template;

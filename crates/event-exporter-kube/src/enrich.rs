@@ -1056,7 +1056,8 @@ where
 
 /// A kube client for `config` whose every request first takes a token from a bucket of
 /// `burst` tokens refilled at `qps` per second (upstream `kubeQPS`/`kubeBurst`; 0 means 5 and
-/// 10). Must be called inside a tokio runtime.
+/// 10), and then has [`crate::client::DEFAULT_DEADLINE`] to be answered (the wait for a token
+/// is not part of it). Must be called inside a tokio runtime.
 pub fn rate_limited_client(
     config: kube::Config,
     qps: f32,
@@ -1064,7 +1065,12 @@ pub fn rate_limited_client(
 ) -> Result<kube::Client, EnrichError> {
     let builder = kube::client::ClientBuilder::try_from(config)
         .map_err(|e| EnrichError::Client(Box::new(e)))?;
-    Ok(builder.with_layer(&RateLimitLayer::new(qps, burst)).build())
+    Ok(builder
+        .with_layer(&crate::client::DeadlineLayer::new(
+            crate::client::DEFAULT_DEADLINE,
+        ))
+        .with_layer(&RateLimitLayer::new(qps, burst))
+        .build())
 }
 
 #[cfg(test)]

@@ -31,7 +31,6 @@ use event_exporter_sinks::BuiltReceiver;
 use event_exporter_sinks::delivery::{DispatchObserver, Dispatcher, StatsSnapshot};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Event as CoreEvent;
-use kube::runtime::watcher;
 use tokio::sync::mpsc;
 
 use crate::checkpoint::{Checkpoint, CheckpointStore, MAX_RECENT};
@@ -41,7 +40,7 @@ use crate::metrics::{Discard, Metrics, ReceiverSample};
 use crate::occurrence::{self, OccurrenceFilter, Phase, UidKey, Verdict};
 use crate::progress::{Progress, Resume};
 use crate::server::{Health, MetricsSource};
-use crate::watch::{self, WatchItem, WatchSettings, WatchedEvent};
+use crate::watch::{self, WatchError, WatchItem, WatchSettings, WatchStep, WatchedEvent};
 
 /// How the exporter runs.
 #[derive(Debug, Clone)]
@@ -533,12 +532,12 @@ impl Term<'_> {
             }
         });
 
-        let mut listed = vec![false; selectors.len()];
+        let mut streams = vec![StreamState::default(); selectors.len()];
         let metrics = self.metrics;
         let health = self.health;
         let items = tokio_stream_from(rx).flat_map(futures::stream::iter);
         let steps = items.filter_map(|(stream, item)| {
-            let step = decide(&mut filter, &mut listed, metrics, health, stream, item);
+            let step = decide(&mut filter, &mut streams, metrics, health, stream, item);
             futures::future::ready(step)
         });
         let enricher = self.enricher;
@@ -741,52 +740,85 @@ fn tokio_stream_from<T: Send + 'static>(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
+/// What the pipeline knows of one watch stream.
+#[derive(Debug, Clone, Copy, Default)]
+struct StreamState {
+    /// It has listed in this term.
+    listed: bool,
+    /// It failed, and has not shown since that it works again.
+    failing: bool,
+}
+
+/// Tells [`Health`] that `stream` works, if it was failing (a call per recovery, not per
+/// event).
+fn recovered(streams: &mut [StreamState], health: &Health, stream: usize) {
+    if let Some(s) = streams.get_mut(stream)
+        && s.failing
+    {
+        s.failing = false;
+        health.watch_recovered(stream);
+    }
+}
+
 /// The filter's part of the pipeline: one watch item → at most one step.
 fn decide(
     filter: &mut OccurrenceFilter,
-    listed: &mut [bool],
+    streams: &mut [StreamState],
     metrics: &Metrics,
     health: &Health,
     stream: usize,
-    item: Result<watcher::Event<WatchedEvent>, watcher::Error>,
+    item: Result<WatchStep, WatchError>,
 ) -> Option<Step> {
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let (phase, object) = match item {
         Err(error) => {
             metrics.watch_error();
-            health.watch_failed();
-            match &error {
-                watcher::Error::WatchError(status) if status.code == 410 => {
-                    tracing::info!(stream, "watch resourceVersion expired (410): relisting");
-                }
-                _ => tracing::warn!(stream, %error, "watch failed; retrying with backoff"),
+            if let Some(s) = streams.get_mut(stream)
+                && !s.failing
+            {
+                s.failing = true;
+                health.watch_failed(stream);
+            }
+            if error.is_expired() {
+                tracing::info!(stream, "{error}");
+            } else {
+                tracing::warn!(stream, %error, "watch failed; retrying with backoff");
             }
             return None;
         }
-        Ok(watcher::Event::Init) => {
-            if listed.get(stream).copied().unwrap_or(false) {
+        Ok(WatchStep::Relist) => {
+            if streams.get(stream).is_some_and(|s| s.listed) {
                 metrics.watch_restart();
             }
             filter.relisting(stream);
             return None;
         }
-        Ok(watcher::Event::InitDone) => {
-            if let Some(l) = listed.get_mut(stream) {
-                *l = true;
+        Ok(WatchStep::ListDone) => {
+            if let Some(s) = streams.get_mut(stream) {
+                s.listed = true;
             }
-            if listed.iter().all(|l| *l) {
+            recovered(streams, health, stream);
+            if streams.iter().all(|s| s.listed) {
                 health.watch_established();
             }
             let rv = filter.listed(stream);
             return Some(Step::Listed { stream, rv });
         }
-        Ok(watcher::Event::Delete(WatchedEvent::Event(event))) => {
+        Ok(WatchStep::Recovered) => {
+            recovered(streams, health, stream);
+            return None;
+        }
+        Ok(WatchStep::Deleted(WatchedEvent::Event(event))) => {
+            recovered(streams, health, stream);
             filter.deleted(&event);
             return None;
         }
-        Ok(watcher::Event::Delete(WatchedEvent::Malformed { .. })) => return None,
-        Ok(watcher::Event::InitApply(object)) => (Phase::Listing, object),
-        Ok(watcher::Event::Apply(object)) => (Phase::Watching, object),
+        Ok(WatchStep::Deleted(WatchedEvent::Malformed { .. })) => return None,
+        Ok(WatchStep::Listed(object)) => (Phase::Listing, object),
+        Ok(WatchStep::Applied(object)) => {
+            recovered(streams, health, stream);
+            (Phase::Watching, object)
+        }
     };
     metrics.event_received();
     let event = match object {

@@ -6,6 +6,7 @@
 //! a 410 or a leader hand-over neither loses nor repeats an event.
 
 pub mod checkpoint;
+pub mod client;
 pub mod configmap;
 pub mod enrich;
 pub mod exporter;

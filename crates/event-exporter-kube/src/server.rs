@@ -10,6 +10,7 @@
 //!
 //! Anything else is 404; a method other than `GET` (or `HEAD`) on a known path is 405.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -107,21 +108,19 @@ pub trait MetricsSource: Send + Sync {
 #[derive(Debug, Default)]
 struct HealthState {
     established: bool,
-    failing_since: Option<Instant>,
-    last_failure: Option<Instant>,
+    /// The watch streams failing now, each with the start of its failure.
+    failing: BTreeMap<usize, Instant>,
     standby: bool,
 }
 
-/// A failure streak ends when no watch error has been seen for this long (the watch's backoff
-/// is at most 30 s, so a watch that keeps failing reports more often). A watch that recovered
-/// reports nothing, so silence is how its recovery shows.
-pub const STREAK_GAP: Duration = Duration::from_secs(60);
-
 /// The watch's health as `/healthz` and `/readyz` report it; shared as `Arc<Health>`.
 ///
-/// Call [`Health::watch_established`] when the watch has its initial list (and after each
-/// successful relist), [`Health::watch_failed`] on each watch error; these are not per-event
-/// calls. Time is [`tokio::time::Instant`].
+/// Call [`Health::watch_established`] when every watch stream has its initial list,
+/// [`Health::watch_failed`] when a stream fails and [`Health::watch_recovered`] when it works
+/// again (it listed, delivered an update, or its watch stayed open); these are not per-event
+/// calls. A stream that keeps failing — an API server that refuses, hangs or answers with
+/// nothing — makes the process unhealthy once its failure has lasted longer than the bound,
+/// however far apart its retries are. Time is [`tokio::time::Instant`].
 #[derive(Debug)]
 pub struct Health {
     unhealthy_after: Duration,
@@ -130,7 +129,7 @@ pub struct Health {
 
 impl Health {
     /// A process that has not established its watch yet: healthy, not ready. It becomes
-    /// unhealthy when the watch fails continuously for longer than `unhealthy_after`.
+    /// unhealthy when a watch stream fails continuously for longer than `unhealthy_after`.
     pub fn new(unhealthy_after: Duration) -> Self {
         Self {
             unhealthy_after,
@@ -145,50 +144,43 @@ impl Health {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The watch has its initial list or is streaming: ready, and any failure streak is over.
+    /// Every watch stream has its initial list: ready.
     pub fn watch_established(&self) {
-        let mut s = self.state();
-        s.established = true;
-        s.failing_since = None;
+        self.state().established = true;
     }
 
-    /// The watch reported an error; the first error of a streak starts the unhealthy clock.
-    pub fn watch_failed(&self) {
-        let mut s = self.state();
-        let now = Instant::now();
-        let streak_over = s
-            .last_failure
-            .is_none_or(|last| now.saturating_duration_since(last) > STREAK_GAP);
-        if s.failing_since.is_none() || streak_over {
-            s.failing_since = Some(now);
-        }
-        s.last_failure = Some(now);
+    /// Watch stream `stream` failed; its first failure since it last worked starts the
+    /// unhealthy clock.
+    pub fn watch_failed(&self, stream: usize) {
+        self.state()
+            .failing
+            .entry(stream)
+            .or_insert_with(Instant::now);
+    }
+
+    /// Watch stream `stream` works again: its failure is over.
+    pub fn watch_recovered(&self, stream: usize) {
+        self.state().failing.remove(&stream);
     }
 
     /// Marks this replica as a standby (not the leader, so not watching) or as the leader.
     ///
     /// A standby is ready and healthy: the process is up and waiting for the lease, and
-    /// restarting it would not help. Its failure streak is forgotten. Becoming the leader
+    /// restarting it would not help. Its failures are forgotten. Becoming the leader
     /// (`false`) means a new watch must list first, so the replica is not ready until
     /// [`Health::watch_established`].
     pub fn set_standby(&self, standby: bool) {
         let mut s = self.state();
         s.standby = standby;
-        s.failing_since = None;
+        s.failing.clear();
         if !standby {
             s.established = false;
         }
     }
 
     fn failing_too_long(&self, s: &HealthState) -> Option<Duration> {
-        let since = s.failing_since?;
-        let now = Instant::now();
-        if s.last_failure
-            .is_none_or(|last| now.saturating_duration_since(last) > STREAK_GAP)
-        {
-            return None;
-        }
-        let failing = now.saturating_duration_since(since);
+        let since = s.failing.values().min()?;
+        let failing = Instant::now().saturating_duration_since(*since);
         (failing > self.unhealthy_after).then_some(failing)
     }
 
@@ -198,8 +190,8 @@ impl Health {
         self.readiness().is_ok()
     }
 
-    /// Whether `/healthz` answers 200: false once the watch has been failing continuously
-    /// for longer than the bound.
+    /// Whether `/healthz` answers 200: false once a watch stream has been failing
+    /// continuously for longer than the bound.
     pub fn healthy(&self) -> bool {
         self.liveness().is_ok()
     }
@@ -405,9 +397,9 @@ mod tests {
         h.watch_established();
         assert!(h.ready() && h.healthy());
 
-        h.watch_failed();
+        h.watch_failed(0);
         tokio::time::advance(Duration::from_secs(30)).await;
-        h.watch_failed(); // same streak: the clock keeps running from the first failure
+        h.watch_failed(0); // the same failure: the clock keeps running from its start
         tokio::time::advance(Duration::from_secs(30)).await;
         assert!(
             h.ready() && h.healthy(),
@@ -418,26 +410,30 @@ mod tests {
         assert!(!h.ready());
         assert_eq!(h.liveness(), Err("watch failing for 61s".to_owned()));
 
-        h.watch_established();
+        h.watch_recovered(0);
         assert!(h.ready() && h.healthy());
 
-        // One error, then a recovery that reports nothing: the streak ends with the silence.
-        h.watch_failed();
-        tokio::time::advance(STREAK_GAP + Duration::from_secs(1)).await;
-        assert!(h.healthy());
+        // A failure whose retries are far apart (a server that hangs until each request
+        // times out) is still one failure: silence is not recovery.
+        h.watch_failed(0);
         tokio::time::advance(Duration::from_secs(600)).await;
-        assert!(h.healthy(), "a quiet cluster after one error stays healthy");
-        // Errors that keep coming (every 30 s, the watch's longest backoff) are one streak.
-        h.watch_failed();
-        for _ in 0..3 {
-            tokio::time::advance(Duration::from_secs(30)).await;
-            h.watch_failed();
-        }
         assert!(!h.healthy());
-        h.watch_established();
+        h.watch_recovered(0);
+        assert!(h.healthy());
+
+        // Any stream failing too long makes the process unhealthy; another one's recovery
+        // does not hide it.
+        h.watch_failed(1);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        h.watch_failed(2);
+        h.watch_recovered(2);
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert!(!h.healthy());
+        h.watch_recovered(1);
+        assert!(h.healthy());
 
         // A standby replica is ready and healthy; becoming the leader needs a new list.
-        h.watch_failed();
+        h.watch_failed(0);
         tokio::time::advance(Duration::from_secs(120)).await;
         h.set_standby(true);
         assert!(h.ready() && h.healthy());

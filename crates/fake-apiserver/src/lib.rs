@@ -5,7 +5,9 @@
 //! events.k8s.io/v1), ConfigMaps, Leases and any object stored with [`Cluster::put_object`], with
 //! LIST paging, field/label selectors, WATCH (history window, 410 `ERROR` events, bookmarks,
 //! `timeoutSeconds`, streaming lists), optimistic concurrency, legacy discovery, optional Bearer
-//! auth, event TTL expiry and failure-injection hooks.
+//! auth, event TTL expiry and failure-injection hooks: error statuses ([`Cluster::fail_next`],
+//! [`Cluster::forbid`]) and a hostile server ([`Cluster::misbehave`]: hang, half a body, drip,
+//! an empty watch).
 //!
 //! Known simplifications: paginated lists are not served from a frozen snapshot — every page
 //! reports the first page's `resourceVersion` but reads the current data after the continue key;
@@ -30,7 +32,7 @@ mod util;
 mod watch;
 
 pub use status::{Status, StatusCause, StatusDetails};
-pub use store::Cluster;
+pub use store::{Cluster, Misbehavior};
 
 /// Server options.
 #[derive(Clone, Debug)]

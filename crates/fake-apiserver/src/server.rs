@@ -14,7 +14,7 @@ use crate::RecordedRequest;
 use crate::event;
 use crate::selector::{FieldSelector, LabelSelector, Selectors};
 use crate::status::Status;
-use crate::store::{Cluster, PatchKind, ResourceType, WatchStart};
+use crate::store::{Cluster, Misbehavior, PatchKind, ResourceType, WatchStart};
 use crate::util::parse_query;
 use crate::watch::{BoxError, watch_body};
 
@@ -106,6 +106,24 @@ pub(crate) async fn handle(
     if let Some(s) = cluster.take_failure(parts.method.as_str(), &path) {
         return Ok(status_response(&s));
     }
+    let is_watch = parse_query(&raw_query)
+        .iter()
+        .any(|(k, v)| k == "watch" && matches!(v.as_str(), "true" | "1" | "True" | "TRUE"));
+    let misbehavior = cluster.misbehavior(parts.method.as_str(), &path, is_watch);
+    match misbehavior {
+        Some(Misbehavior::Hang) => std::future::pending::<()>().await,
+        Some(Misbehavior::EmptyWatch) if is_watch => {
+            return Ok(full(200, "application/json", Bytes::new()));
+        }
+        Some(Misbehavior::HalfBody | Misbehavior::Drip(_)) if is_watch => {
+            return Ok(hostile_body(
+                Bytes::from_static(br#"{"type":"ADDED","object":{"metadata""#),
+                misbehavior,
+                true,
+            ));
+        }
+        _ => {}
+    }
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return Ok(status_response(&Status::bad_request(e.to_string()))),
@@ -121,10 +139,61 @@ pub(crate) async fn handle(
             .to_string(),
         body,
     };
-    Ok(match route(&cluster, &ctx, &path) {
+    let resp = match route(&cluster, &ctx, &path) {
         Ok(resp) => resp,
         Err(s) => status_response(&s),
-    })
+    };
+    if matches!(
+        misbehavior,
+        Some(Misbehavior::HalfBody | Misbehavior::Drip(_))
+    ) {
+        let (parts, body) = resp.into_parts();
+        let bytes = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let mut hostile = hostile_body(bytes, misbehavior, false);
+        *hostile.status_mut() = parts.status;
+        *hostile.headers_mut() = parts.headers;
+        hostile.headers_mut().remove(header::CONTENT_LENGTH);
+        return Ok(hostile);
+    }
+    Ok(resp)
+}
+
+/// A `200` whose body is `bytes` sent as `how` says: half of it, then nothing; or one byte at a
+/// time (`endless`: then spaces, forever, that never end a watch line).
+fn hostile_body(bytes: Bytes, how: Option<Misbehavior>, endless: bool) -> Response<Body> {
+    use futures::StreamExt as _;
+    use hyper::body::Frame;
+    let stream: futures::stream::BoxStream<'static, Result<Frame<Bytes>, BoxError>> = match how {
+        Some(Misbehavior::Drip(every)) => futures::stream::unfold(0usize, move |i| {
+            let bytes = bytes.clone();
+            async move {
+                tokio::time::sleep(every).await;
+                let byte = match bytes.get(i) {
+                    Some(b) => Bytes::copy_from_slice(&[*b]),
+                    None if endless => Bytes::from_static(b" "),
+                    None => return None,
+                };
+                Some((Ok(Frame::data(byte)), i + 1))
+            }
+        })
+        .boxed(),
+        _ => {
+            let half = bytes.slice(..bytes.len() / 2);
+            futures::stream::once(async move { Ok(Frame::data(half)) })
+                .chain(futures::stream::pending())
+                .boxed()
+        }
+    };
+    let mut resp = Response::new(http_body_util::StreamBody::new(stream).boxed_unsync());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 fn route(cluster: &Cluster, ctx: &Ctx, path: &str) -> Result<Response<Body>, Status> {

@@ -277,12 +277,36 @@ struct Failure {
     remaining: usize,
 }
 
+/// How the server misbehaves on the requests [`Cluster::misbehave`] names: the hostile or hung
+/// API servers a client must survive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Misbehavior {
+    /// Accept the request and never answer it (the connection stays open).
+    Hang,
+    /// Answer with the status line, the headers and half of the body, then nothing more (the
+    /// connection stays open). A watch sends half of a line.
+    HalfBody,
+    /// Send the body one byte per interval. A watch drips bytes that never end a line.
+    Drip(std::time::Duration),
+    /// Answer a watch with `200 OK` and an empty body, at once.
+    EmptyWatch,
+}
+
+#[derive(Clone, Debug)]
+struct Misbehaving {
+    method: String,
+    prefix: String,
+    watch: Option<bool>,
+    how: Misbehavior,
+}
+
 pub(crate) struct State {
     rv: u64,
     types: HashMap<StoreKey, TypeStore>,
     registry: Vec<Arc<ResourceType>>,
     ttl_queue: VecDeque<(Instant, ObjKey, u64)>,
     failures: Vec<Failure>,
+    misbehaving: Vec<Misbehaving>,
     forbidden: HashSet<(String, String)>,
     requests: Vec<RecordedRequest>,
     continue_generation: u64,
@@ -406,6 +430,7 @@ impl Cluster {
                     registry: builtin_types(),
                     ttl_queue: VecDeque::new(),
                     failures: Vec::new(),
+                    misbehaving: Vec::new(),
                     forbidden: HashSet::new(),
                     requests: Vec::new(),
                     continue_generation: 0,
@@ -500,6 +525,42 @@ impl Cluster {
             st.failures.remove(idx);
         }
         Some(status)
+    }
+
+    /// From now on, requests whose method matches `method` (case-insensitive; `"*"` matches
+    /// any), whose path starts with `path_prefix` and that are watches (`watch: Some(true)`),
+    /// not watches (`Some(false)`) or either (`None`) are answered as `how` says, until
+    /// [`Cluster::behave`]. The first matching rule applies.
+    pub fn misbehave(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        watch: Option<bool>,
+        how: Misbehavior,
+    ) {
+        self.state().misbehaving.push(Misbehaving {
+            method: method.to_string(),
+            prefix: path_prefix.to_string(),
+            watch,
+            how,
+        });
+    }
+
+    /// Undo every [`Cluster::misbehave`]: requests from now on are answered properly.
+    pub fn behave(&self) {
+        self.state().misbehaving.clear();
+    }
+
+    pub(crate) fn misbehavior(&self, method: &str, path: &str, watch: bool) -> Option<Misbehavior> {
+        self.state()
+            .misbehaving
+            .iter()
+            .find(|m| {
+                (m.method == "*" || m.method.eq_ignore_ascii_case(method))
+                    && path.starts_with(&m.prefix)
+                    && m.watch.is_none_or(|w| w == watch)
+            })
+            .map(|m| m.how.clone())
     }
 
     /// Subsequent requests with `verb` (`list`, `watch`, `get`, `create`, `update`, `patch`,

@@ -99,10 +99,7 @@ impl Fuel {
 
     /// Spends one step per item of `items` as it is taken, so that a function building a long
     /// list stops once the budget is used up instead of after it has built the whole list.
-    pub(crate) fn collect<T>(
-        &mut self,
-        items: impl Iterator<Item = T>,
-    ) -> Result<Vec<T>, String> {
+    pub(crate) fn collect<T>(&mut self, items: impl Iterator<Item = T>) -> Result<Vec<T>, String> {
         let mut out = Vec::new();
         for item in items {
             self.charge(1)?;

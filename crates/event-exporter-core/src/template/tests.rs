@@ -794,7 +794,11 @@ fn printf_widths_and_precisions_follow_gos_limits() {
     // double's exact digits, then zeros.
     let f = render(r#"{{ printf "%.70000f" 1.5 }}"#);
     assert_eq!(f.len(), 70_002);
-    assert!(f.starts_with("1.5000") && f.ends_with("000"), "{}", &f[..10]);
+    assert!(
+        f.starts_with("1.5000") && f.ends_with("000"),
+        "{}",
+        &f[..10]
+    );
     let f = render(r#"{{ printf "%.1200f" 0.1 }}"#);
     assert!(
         f.starts_with("0.1000000000000000055511151231257827021181583404541015625000"),
@@ -802,7 +806,11 @@ fn printf_widths_and_precisions_follow_gos_limits() {
         &f[..60]
     );
     let e = render(r#"{{ printf "%.70000e" 1.5 }}"#);
-    assert!(e.starts_with("1.5000") && e.ends_with("0e+00"), "{}", &e[..10]);
+    assert!(
+        e.starts_with("1.5000") && e.ends_with("0e+00"),
+        "{}",
+        &e[..10]
+    );
     assert_eq!(render(r#"{{ printf "%.70000g" 1.5 }}"#), "1.5");
     assert_eq!(render(r#"{{ printf "%.3000g" 0.1 }}"#).len(), 57);
 }
@@ -832,10 +840,20 @@ fn values_nested_too_deep_are_an_error_and_drop_without_recursion() {
     let by_construction = r#"{{ $d := dict }}{{ range until N }}{{ $d = dict "a" $d }}{{ end }}"#;
     let by_mutation = r#"{{ $root := dict }}{{ $cur := $root }}{{ range until N }}{{ $n := dict }}{{ $_ := set $cur "a" $n }}{{ $cur = $n }}{{ end }}"#;
     let lists = r#"{{ $l := list }}{{ range until N }}{{ $l = list $l }}{{ end }}"#;
-    for (build, var) in [(by_construction, "$d"), (by_mutation, "$root"), (lists, "$l")] {
+    for (build, var) in [
+        (by_construction, "$d"),
+        (by_mutation, "$root"),
+        (lists, "$l"),
+    ] {
         let build_n = |n: usize| build.replace('N', &n.to_string());
         let deep = build_n(2_000);
-        for use_ in ["toJson", "toPrettyJson", "toString", "printf \"%v\"", "print"] {
+        for use_ in [
+            "toJson",
+            "toPrettyJson",
+            "toString",
+            "printf \"%v\"",
+            "print",
+        ] {
             let src = format!("{deep}{{{{ {use_} {var} }}}}");
             let msg = render_err(&src);
             assert!(msg.contains("nested deeper than 100"), "{use_}: {msg}");
@@ -849,9 +867,14 @@ fn values_nested_too_deep_are_an_error_and_drop_without_recursion() {
     }
     // Up to the bound, nesting prints.
     let nested = |n: usize| {
-        format!("{{{{ $l := 1 }}}}{{{{ range until {n} }}}}{{{{ $l = list $l }}}}{{{{ end }}}}{{{{ toJson $l }}}}")
+        format!(
+            "{{{{ $l := 1 }}}}{{{{ range until {n} }}}}{{{{ $l = list $l }}}}{{{{ end }}}}{{{{ toJson $l }}}}"
+        )
     };
-    assert_eq!(render(&nested(100)), format!("{}1{}", "[".repeat(100), "]".repeat(100)));
+    assert_eq!(
+        render(&nested(100)),
+        format!("{}1{}", "[".repeat(100), "]".repeat(100))
+    );
     assert!(render_err(&nested(101)).contains("nested deeper than 100"));
 }
 
@@ -859,24 +882,66 @@ fn values_nested_too_deep_are_an_error_and_drop_without_recursion() {
 fn output_and_work_are_bounded() {
     for (src, bound) in [
         // Output.
-        (r#"{{ range until 1000 }}{{ repeat 1000000 "x" }}{{ end }}"#, "larger than 8 MiB"),
+        (
+            r#"{{ range until 1000 }}{{ repeat 1000000 "x" }}{{ end }}"#,
+            "larger than 8 MiB",
+        ),
         (r#"{{ repeat 100000000 "x" }}"#, "larger than 8 MiB"),
-        (r#"{{ $s := repeat 1000000 "x" }}{{ $l := list }}{{ range until 20 }}{{ $l = append $l $s }}{{ end }}{{ join "" $l }}"#, "larger than 8 MiB"),
-        (r#"{{ $s := repeat 1000000 "x" }}{{ toJson (list $s $s $s $s $s $s $s $s $s $s) }}"#, "larger than 8 MiB"),
-        (r#"{{ $s := repeat 1000000 "x" }}{{ printf "%v%v%v%v%v%v%v%v%v" $s $s $s $s $s $s $s $s $s }}"#, "larger than 8 MiB"),
-        (r#"{{ $s := repeat 1000000 "x" }}{{ cat $s $s $s $s $s $s $s $s $s }}"#, "larger than 8 MiB"),
-        (r#"{{ replace "" (repeat 100000 "y") (repeat 100000 "x") }}"#, "larger than 8 MiB"),
-        (r#"{{ regexReplaceAll "x" (repeat 100000 "x") (repeat 1000 "y") }}"#, "larger than 8 MiB"),
-        (r#"{{ indent 1000000 (repeat 100 "\n") }}"#, "larger than 8 MiB"),
-        (r#"{{ wrapWith 1 (repeat 1000 "-") (repeat 100000 "x ") }}"#, "larger than 8 MiB"),
-        (r#"{{ $s := "x" }}{{ range until 40 }}{{ $s = cat $s $s }}{{ end }}"#, "larger than 8 MiB"),
-        (r#"{{ printf "%1000000d%1000000d%1000000d%1000000d%1000000d%1000000d%1000000d%1000000d%1000000d" 1 2 3 4 5 6 7 8 9 }}"#, "larger than 8 MiB"),
+        (
+            r#"{{ $s := repeat 1000000 "x" }}{{ $l := list }}{{ range until 20 }}{{ $l = append $l $s }}{{ end }}{{ join "" $l }}"#,
+            "larger than 8 MiB",
+        ),
+        (
+            r#"{{ $s := repeat 1000000 "x" }}{{ toJson (list $s $s $s $s $s $s $s $s $s $s) }}"#,
+            "larger than 8 MiB",
+        ),
+        (
+            r#"{{ $s := repeat 1000000 "x" }}{{ printf "%v%v%v%v%v%v%v%v%v" $s $s $s $s $s $s $s $s $s }}"#,
+            "larger than 8 MiB",
+        ),
+        (
+            r#"{{ $s := repeat 1000000 "x" }}{{ cat $s $s $s $s $s $s $s $s $s }}"#,
+            "larger than 8 MiB",
+        ),
+        (
+            r#"{{ replace "" (repeat 100000 "y") (repeat 100000 "x") }}"#,
+            "larger than 8 MiB",
+        ),
+        (
+            r#"{{ regexReplaceAll "x" (repeat 100000 "x") (repeat 1000 "y") }}"#,
+            "larger than 8 MiB",
+        ),
+        (
+            r#"{{ indent 1000000 (repeat 100 "\n") }}"#,
+            "larger than 8 MiB",
+        ),
+        (
+            r#"{{ wrapWith 1 (repeat 1000 "-") (repeat 100000 "x ") }}"#,
+            "larger than 8 MiB",
+        ),
+        (
+            r#"{{ $s := "x" }}{{ range until 40 }}{{ $s = cat $s $s }}{{ end }}"#,
+            "larger than 8 MiB",
+        ),
+        (
+            r#"{{ printf "%1000000d%1000000d%1000000d%1000000d%1000000d%1000000d%1000000d%1000000d%1000000d" 1 2 3 4 5 6 7 8 9 }}"#,
+            "larger than 8 MiB",
+        ),
         // Work.
-        (r#"{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}"#, "steps"),
-        (r#"{{ $l := list }}{{ range until 100000 }}{{ $l = append $l 1 }}{{ end }}"#, "steps"),
+        (
+            r#"{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}"#,
+            "steps",
+        ),
+        (
+            r#"{{ $l := list }}{{ range until 100000 }}{{ $l = append $l 1 }}{{ end }}"#,
+            "steps",
+        ),
         (r#"{{ uniq (until 1000000) }}"#, "steps"),
         (r#"{{ splitList "" (repeat 8000000 "x") }}"#, "steps"),
-        (r#"{{ define "t" }}{{ range until 1000 }}{{ end }}{{ template "t" }}{{ end }}{{ template "t" }}"#, "depth"),
+        (
+            r#"{{ define "t" }}{{ range until 1000 }}{{ end }}{{ template "t" }}{{ end }}{{ template "t" }}"#,
+            "depth",
+        ),
     ] {
         let msg = render_err(src);
         assert!(msg.contains(bound), "{src}: {msg}");

@@ -254,9 +254,10 @@ async fn attempts(
     }
 }
 
-/// A jitter draw in [0, 1) from the clock's low bits: enough to spread retries apart, no
-/// generator state to share.
-fn jitter() -> f64 {
+/// A jitter draw in `[0, 1)` from the clock's low bits: enough to spread retries (of deliveries,
+/// of the watch) apart so that clients recovering from one outage do not retry in lockstep; no
+/// generator state to share. Not a source of randomness for anything else.
+pub fn jitter() -> f64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());

@@ -565,5 +565,8 @@ fn lt(a: &Value<'_>, b: &Value<'_>) -> Result<bool, String> {
 
 /// A `[]string` value.
 pub(crate) fn str_list<'a>(items: Vec<String>) -> Value<'a> {
-    Value::list(items.into_iter().map(Value::string).collect(), ListKind::Str)
+    Value::list(
+        items.into_iter().map(Value::string).collect(),
+        ListKind::Str,
+    )
 }

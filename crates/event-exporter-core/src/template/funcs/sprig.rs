@@ -232,11 +232,7 @@ fn deep_equal<'a>(
 /// Whether `v` holds `target` (so storing `v` in `target` would make a dict that contains
 /// itself, which Go lets a template build and then cannot print without crashing). One step of
 /// `fuel` per list or dict looked into.
-fn contains_dict<'a>(
-    v: &Value<'a>,
-    target: &DictRef<'a>,
-    fuel: &mut Fuel,
-) -> Result<bool, String> {
+fn contains_dict<'a>(v: &Value<'a>, target: &DictRef<'a>, fuel: &mut Fuel) -> Result<bool, String> {
     let mut seen: HashSet<*const ()> = HashSet::new();
     let mut stack: Vec<Value<'a>> = vec![v.clone()];
     while let Some(v) = stack.pop() {
@@ -1238,7 +1234,10 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
                 Value::Slice(Some(super::super::value::Slice::Strs(_))) => ListKind::Str,
                 _ => ListKind::Iface,
             };
-            Ok(Value::list(items[start as usize..end as usize].to_vec(), kind))
+            Ok(Value::list(
+                items[start as usize..end as usize].to_vec(),
+                kind,
+            ))
         }
         F::Chunk => {
             let size = int_arg(&args[0])?;
@@ -1391,7 +1390,12 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
         F::RegexReplaceAll | F::RegexReplaceAllLiteral => {
             let re = regex(str_arg(&args[0])?)?;
             let (src, repl) = (str_arg(&args[1])?, str_arg(&args[2])?);
-            s(regex_replace(&re, src, repl, f == F::RegexReplaceAllLiteral)?)
+            s(regex_replace(
+                &re,
+                src,
+                repl,
+                f == F::RegexReplaceAllLiteral,
+            )?)
         }
         F::RegexSplit => {
             let re = regex(str_arg(&args[0])?)?;
