@@ -547,3 +547,24 @@ fn log_settings_upstream_refuses_are_refused_and_run_logs_as_configured() {
     let line: serde_json::Value = serde_json::from_str(warn).expect("a JSON log line");
     assert_eq!(line["level"], "WARN", "{warn}");
 }
+
+#[test]
+fn endless_or_deeply_nested_configs_are_refused_with_their_place() {
+    let out = run(&["check", "--config", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("larger than 16 MiB"), "{}", text(&out.stderr));
+    let dir = TempDir::new("deep");
+    let deep = dir.file(
+        "deep.yaml",
+        &format!("route: {}{}\n", "[".repeat(100_000), "]".repeat(100_000)),
+    );
+    let out = run(&["check", "--config", s(&deep)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("line 1, column 136: collections nested deeper than 128 levels"),
+        "{err}"
+    );
+    let nested = dir.file("nested.yaml", "clusterName: ${NOPE:-${ALSO_NOPE:-fallback}}\n");
+    assert!(run(&["check", "--config", s(&nested)]).status.success());
+}

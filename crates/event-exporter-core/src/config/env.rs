@@ -44,14 +44,51 @@ pub enum ExpandError {
     /// A `${` is not a valid reference.
     #[error(transparent)]
     Malformed(#[from] MalformedReference),
+    /// Defaults nested deeper than [`MAX_NESTING`].
+    #[error("line {line}, column {column}: variable defaults nested deeper than {MAX_NESTING}")]
+    TooDeep {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
-    // Columns count characters, as editors show them.
-    (line, before[line_start..].chars().count() + 1)
+/// Lines and columns of offsets that only grow (the scan's order): each call counts on from
+/// the previous one, so reporting every one of many problems stays linear in the text.
+struct LineIndex<'a> {
+    text: &'a str,
+    /// The offset reached, and its 1-based line and column there.
+    at: usize,
+    line: usize,
+    column: usize,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            at: 0,
+            line: 1,
+            column: 1,
+        }
+    }
+
+    /// 1-based line and column of `offset` (not before the last one asked). Columns count
+    /// characters, as editors show them.
+    fn line_col(&mut self, offset: usize) -> (usize, usize) {
+        let offset = offset.max(self.at);
+        for c in self.text[self.at..offset].chars() {
+            if c == '\n' {
+                self.line += 1;
+                self.column = 1;
+            } else {
+                self.column += 1;
+            }
+        }
+        self.at = offset;
+        (self.line, self.column)
+    }
 }
 
 /// What an error quotes of a malformed reference: `${` and the name-like characters after it,
@@ -79,54 +116,125 @@ pub fn expand(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<String, Vec<ExpandError>> {
-    let mut out = String::with_capacity(text.len());
-    let mut errors = Vec::new();
-    let mut rest = 0;
-    while let Some(found) = text[rest..].find("${") {
-        let start = rest + found;
-        out.push_str(&text[rest..start]);
-        let body_start = start + 2;
-        let close = text[body_start..]
-            .find(['}', '\n'])
-            .map(|i| body_start + i)
-            .filter(|&i| text.as_bytes()[i] == b'}');
-        let Some(close) = close else {
-            let (line, column) = line_col(text, start);
-            errors.push(
-                MalformedReference {
-                    text: quote_reference(&text[start..]),
-                    line,
-                    column,
+    expand_recording(text, lookup).map(|(text, _)| text)
+}
+
+/// [`expand`], and the values taken from the environment (defaults are not among them): what
+/// the configuration holds that an operator chose to keep out of it — tokens, passwords,
+/// keys. Receivers treat these as secrets where they appear in a credential's place.
+///
+/// A default may itself hold references (`${A:-${B:-x}}`, as shells allow), up to
+/// [`MAX_NESTING`] deep; it is expanded only when it is used.
+pub fn expand_recording(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(String, Vec<String>), Vec<ExpandError>> {
+    let mut scan = Scan {
+        text,
+        lookup: &lookup,
+        out: String::with_capacity(text.len()),
+        from_env: Vec::new(),
+        lines: LineIndex::new(text),
+        errors: Vec::new(),
+    };
+    scan.expand(0, text.len(), 0);
+    if scan.errors.is_empty() {
+        Ok((scan.out, scan.from_env))
+    } else {
+        Err(scan.errors)
+    }
+}
+
+/// How deeply defaults may nest references.
+pub const MAX_NESTING: usize = 8;
+
+struct Scan<'t, 'l> {
+    text: &'t str,
+    lookup: &'l dyn Fn(&str) -> Option<String>,
+    out: String,
+    from_env: Vec<String>,
+    lines: LineIndex<'t>,
+    errors: Vec<ExpandError>,
+}
+
+impl Scan<'_, '_> {
+    fn malformed(&mut self, start: usize, quoted_end: usize) {
+        let (line, column) = self.lines.line_col(start);
+        self.errors.push(
+            MalformedReference {
+                text: quote_reference(&self.text[start..quoted_end]),
+                line,
+                column,
+            }
+            .into(),
+        );
+    }
+
+    /// The `}` closing the reference whose body starts at `body_start` (nested references
+    /// included), if it closes on its line.
+    fn closing_brace(&self, body_start: usize) -> Option<usize> {
+        let bytes = self.text.as_bytes();
+        let mut open = 0usize;
+        let mut i = body_start;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\n' => return None,
+                b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                    open += 1;
+                    i += 1;
                 }
-                .into(),
-            );
-            out.push_str("${");
-            rest = body_start;
-            continue;
-        };
-        let body = &text[body_start..close];
-        let (name, default) = match body.split_once(":-") {
-            Some((n, d)) => (n, Some(d)),
-            None => (body, None),
-        };
-        if !valid_name(name) {
-            let (line, column) = line_col(text, start);
-            errors.push(
-                MalformedReference {
-                    text: quote_reference(&text[start..=close]),
-                    line,
-                    column,
+                b'}' if open == 0 => return Some(i),
+                b'}' => open -= 1,
+                _ => {}
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// Expands `text[from..to]` into `out`.
+    fn expand(&mut self, from: usize, to: usize, depth: usize) {
+        let mut rest = from;
+        while let Some(found) = self.text[rest..to].find("${") {
+            let start = rest + found;
+            self.out.push_str(&self.text[rest..start]);
+            let body_start = start + 2;
+            let Some(close) = self.closing_brace(body_start).filter(|&c| c < to) else {
+                self.malformed(start, to);
+                self.out.push_str("${");
+                rest = body_start;
+                continue;
+            };
+            rest = close + 1;
+            let body = &self.text[body_start..close];
+            let (name, default) = match body.split_once(":-") {
+                Some((n, _)) => (n, Some(body_start + n.len() + 2)),
+                None => (body, None),
+            };
+            if !valid_name(name) {
+                self.malformed(start, close + 1);
+                continue;
+            }
+            let value = (self.lookup)(name);
+            match (value, default) {
+                (Some(v), _) if !v.is_empty() || default.is_none() => {
+                    self.out.push_str(&v);
+                    if !v.is_empty() && !self.from_env.contains(&v) {
+                        self.from_env.push(v);
+                    }
                 }
-                .into(),
-            );
-        } else {
-            match (lookup(name), default) {
-                (Some(v), Some(d)) if v.is_empty() => out.push_str(d),
-                (Some(v), _) => out.push_str(&v),
-                (None, Some(d)) => out.push_str(d),
-                (None, None) => {
-                    let (line, column) = line_col(text, start);
-                    errors.push(
+                (_, Some(default_start)) => {
+                    if depth + 1 >= MAX_NESTING && self.text[default_start..close].contains("${") {
+                        let (line, column) = self.lines.line_col(start);
+                        self.errors.push(ExpandError::TooDeep { line, column });
+                        continue;
+                    }
+                    self.expand(default_start, close, depth + 1);
+                }
+                // (Set but empty without a default was taken by the first arm.)
+                (_, None) => {
+                    let (line, column) = self.lines.line_col(start);
+                    self.errors.push(
                         UndefinedVariable {
                             name: name.to_owned(),
                             line,
@@ -137,13 +245,7 @@ pub fn expand(
                 }
             }
         }
-        rest = close + 1;
-    }
-    out.push_str(&text[rest..]);
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
+        self.out.push_str(&self.text[rest..to]);
     }
 }
 
@@ -193,6 +295,58 @@ mod tests {
             ]
         );
         assert!(errs[0].to_string().contains("`ONE` is not set"));
+    }
+
+    #[test]
+    fn defaults_may_hold_references() {
+        assert_eq!(expand("${NOPE:-${URL:-y}}/p", env).unwrap(), "http://x/p");
+        assert_eq!(expand("${NOPE:-${NOPE2:-y}}", env).unwrap(), "y");
+        assert_eq!(
+            expand("${URL:-${UNSET}}", env).unwrap(),
+            "http://x",
+            "unused: not expanded"
+        );
+        assert_eq!(expand("${NOPE:-a}b}", env).unwrap(), "ab}");
+        let errs = expand("${NOPE:-${UNSET}}", env).unwrap_err();
+        assert!(
+            matches!(&errs[0], ExpandError::Undefined(u) if u.name == "UNSET" && u.column == 9)
+        );
+        let deep = format!("{}x{}", "${NOPE:-".repeat(20), "}".repeat(20));
+        let errs = expand(&deep, env).unwrap_err();
+        assert!(
+            matches!(errs[0], ExpandError::TooDeep { line: 1, .. }),
+            "{errs:?}"
+        );
+        assert!(expand("${NOPE:-${A", env).is_err());
+    }
+
+    #[test]
+    fn values_from_the_environment_are_recorded_defaults_are_not() {
+        let (text, from_env) =
+            expand_recording("a: ${URL}\nb: ${NOPE:-dflt}\nc: ${URL}${EMPTY:-}", env).unwrap();
+        assert_eq!(text, "a: http://x\nb: dflt\nc: http://x");
+        assert_eq!(from_env, ["http://x"]);
+    }
+
+    #[test]
+    fn many_problems_are_reported_in_linear_time() {
+        // 100,000 malformed references, on many lines and on one: each reported with its
+        // place, without recounting the text from its start each time.
+        for sep in ["\n", " "] {
+            let text = vec!["${1BAD}"; 100_000].join(sep);
+            let started = std::time::Instant::now();
+            let errs = expand(&text, env).unwrap_err();
+            assert_eq!(errs.len(), 100_000);
+            let ExpandError::Malformed(last) = &errs[99_999] else {
+                panic!("{:?}", errs[99_999]);
+            };
+            if sep == "\n" {
+                assert_eq!((last.line, last.column), (100_000, 1));
+            } else {
+                assert_eq!((last.line, last.column), (1, 99_999 * 8 + 1));
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        }
     }
 
     #[test]

@@ -69,6 +69,11 @@ pub struct Config {
     /// `receivers`.
     #[serde(default, deserialize_with = "nullable")]
     pub receivers: Vec<ReceiverConfig>,
+    /// The values `${VAR}` references took from the environment (not their defaults): what an
+    /// operator kept out of the file. A receiver treats one as a secret where it stands in a
+    /// credential's place (a header value, a URL's credentials or query).
+    #[serde(skip)]
+    pub from_environment: Vec<String>,
 }
 
 /// `leaderElection`.
@@ -375,12 +380,85 @@ pub enum LoadError {
     Yaml(#[from] YamlError),
 }
 
+/// The largest configuration file read (a ConfigMap holds at most 1 MiB).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// The deepest nesting of flow collections (`[`, `{`) a configuration may have. The YAML parser
+/// takes time quadratic in it (100,000 levels: most of a minute); no configuration needs more
+/// than a few.
+pub const MAX_FLOW_NESTING: usize = 128;
+
+/// Where the flow nesting of `text` first goes deeper than [`MAX_FLOW_NESTING`], if it does. A
+/// bracket counts when it can open a flow collection: at the start of a line or a value, or
+/// inside another collection, and not within quotes or a comment; a template's `{{`…`}}` at a
+/// line's start counts too, and closes what it opens.
+fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    let mut quote: Option<u8> = None;
+    let mut prev = b'\n'; // the last byte that is not a space
+    let (mut line, mut line_start) = (1usize, 0usize);
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(q) => {
+                if b == b'\\' && q == b'"' {
+                    i += 1;
+                } else if b == q {
+                    quote = None;
+                }
+            }
+            None => match b {
+                b'\'' | b'"' if matches!(prev, b'\n' | b':' | b'-' | b'[' | b'{' | b',') => {
+                    quote = Some(b);
+                }
+                b'#' if matches!(
+                    bytes.get(i.wrapping_sub(1)),
+                    None | Some(b' ' | b'\t' | b'\n')
+                ) =>
+                {
+                    while i + 1 < bytes.len() && bytes[i + 1] != b'\n' {
+                        i += 1;
+                    }
+                }
+                // In block context a bracket opens a collection only where a value starts.
+                b'[' | b'{' if depth > 0 || matches!(prev, b'\n' | b':' | b'-') => {
+                    depth += 1;
+                    if depth > MAX_FLOW_NESTING {
+                        return Some((line, text[line_start..i].chars().count() + 1));
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        if b == b'\n' {
+            line += 1;
+            line_start = i + 1;
+        }
+        if !matches!(b, b' ' | b'\t' | b'\r') {
+            prev = b;
+        }
+        i += 1;
+    }
+    None
+}
+
 impl Config {
     /// Parses configuration text that has already been expanded.
     pub fn from_yaml(text: &str) -> Result<Self, YamlError> {
         // An empty document is an empty configuration, as upstream.
         if text.trim().is_empty() {
             return Ok(Self::default());
+        }
+        if let Some((line, column)) = too_deep(text) {
+            return Err(YamlError {
+                path: String::new(),
+                message: format!("collections nested deeper than {MAX_FLOW_NESTING} levels"),
+                line,
+                column,
+            });
         }
         let de = serde_yaml_ng::Deserializer::from_str(text);
         serde_path_to_error::deserialize::<_, Self>(de).map_err(|err| {
@@ -432,19 +510,33 @@ impl Config {
         text: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Vec<LoadError>> {
-        let expanded = env::expand(text, lookup)
+        let (expanded, from_environment) = env::expand_recording(text, lookup)
             .map_err(|errs| errs.into_iter().map(LoadError::from).collect::<Vec<_>>())?;
-        Self::from_yaml(&expanded).map_err(|e| vec![e.into()])
+        let mut config = Self::from_yaml(&expanded).map_err(|e| vec![e.into()])?;
+        config.from_environment = from_environment;
+        Ok(config)
     }
 
-    /// Reads `path`, expands `${VAR}` from the process environment and parses.
+    /// Reads `path` (at most [`MAX_CONFIG_BYTES`]), expands `${VAR}` from the process
+    /// environment and parses.
     pub fn load_file(path: &Path) -> Result<Self, Vec<LoadError>> {
-        let text = std::fs::read_to_string(path).map_err(|source| {
+        use std::io::Read as _;
+        let io = |source| {
             vec![LoadError::Io {
                 path: path.to_owned(),
                 source,
             }]
-        })?;
+        };
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text))
+            .map_err(io)?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(io(std::io::Error::other(format!(
+                "larger than {} MiB",
+                MAX_CONFIG_BYTES >> 20
+            ))));
+        }
         Self::load_str(&text, |name| std::env::var(name).ok())
     }
 }
@@ -530,6 +622,20 @@ receivers:
     fn malformed_yaml_has_a_location() {
         let err = parse("route:\n  routes: [\n").unwrap_err();
         assert!(err.line > 0, "{err}");
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_quickly() {
+        let deep = format!("route: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let err = parse(&deep).unwrap_err();
+        assert_eq!((err.line, err.column), (1, 8 + MAX_FLOW_NESTING));
+        assert!(err.message.contains("nested deeper than 128"), "{err}");
+        // Templates in block scalars, quotes and comments are not flow collections.
+        let fine = format!(
+            "# {open}\nreceivers:\n  - name: a\n    stdout:\n      layout:\n        t: |\n          {{{{ if .Reason }}}}{{{{ end }}}}\n        q: \"{open}\"\n        r: '{open}'\n        s: x{open}\n",
+            open = "{[".repeat(200)
+        );
+        assert_eq!(parse(&fine).unwrap().receivers.len(), 1);
     }
 
     #[test]
