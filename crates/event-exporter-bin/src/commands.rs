@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::{Value, json};
 
+use event_exporter_core::redact::Secrets;
 use event_exporter_sinks::delivery::Dispatcher;
 
 use crate::events::{self, Record};
@@ -80,7 +81,28 @@ pub(crate) fn route(config: &Path, events_path: &Path) -> anyhow::Result<ExitCod
     })
 }
 
-fn request_json(req: &event_exporter_core::sink::Request, show_secrets: bool) -> Value {
+/// Every string in `value` with `secrets` masked.
+fn scrub_json(value: &mut Value, secrets: &Secrets) {
+    match value {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(clean) = secrets.scrub(s) {
+                *s = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub_json(v, secrets)),
+        Value::Object(map) => map.values_mut().for_each(|v| scrub_json(v, secrets)),
+        _ => {}
+    }
+}
+
+/// A request as `render` shows it: unless `show_secrets`, what the receiver's configuration
+/// marks secret (see [`Sink::secrets`]) is `***` wherever it appears, a header that carries a
+/// credential is `***` whole, and so are a URL's credentials.
+fn request_json(
+    req: &event_exporter_core::sink::Request,
+    show_secrets: bool,
+    secrets: &Secrets,
+) -> Value {
     let headers: serde_json::Map<String, Value> = req
         .headers
         .iter()
@@ -102,7 +124,11 @@ fn request_json(req: &event_exporter_core::sink::Request, show_secrets: bool) ->
         .then(|| event_exporter_sinks::http::masked_url(&req.url))
         .flatten();
     let url = masked.as_deref().unwrap_or(&req.url);
-    json!({"method": req.method, "url": url, "headers": headers, "body": body})
+    let mut shown = json!({"method": req.method, "url": url, "headers": headers, "body": body});
+    if !show_secrets {
+        scrub_json(&mut shown, secrets);
+    }
+    shown
 }
 
 /// `render`.
@@ -155,7 +181,7 @@ pub(crate) fn render(
                 Ok(requests) => json!({
                     "event": rec.index,
                     "receiver": sink.name(),
-                    "requests": requests.iter().map(|r| request_json(r, show_secrets)).collect::<Vec<_>>(),
+                    "requests": requests.iter().map(|r| request_json(r, show_secrets, sink.secrets())).collect::<Vec<_>>(),
                 }),
                 Err(err) => {
                     failures += 1;

@@ -100,8 +100,8 @@ async fn run(path: &Path, config: Config, opts: &WatchOptions) -> anyhow::Result
     let thread_stores = ConfigMapThreadStores::new(client.clone());
     let proxy = ProxySettings::from_env();
     let env = BuildEnv {
-        proxy: &proxy,
         thread_stores: Some(&thread_stores),
+        ..BuildEnv::new(&proxy)
     };
     let receivers = match load::receivers(path, &config, Receivers::Build(&env)) {
         Ok(receivers) => receivers,

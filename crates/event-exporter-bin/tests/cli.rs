@@ -552,7 +552,11 @@ fn log_settings_upstream_refuses_are_refused_and_run_logs_as_configured() {
 fn endless_or_deeply_nested_configs_are_refused_with_their_place() {
     let out = run(&["check", "--config", "/dev/zero"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("larger than 16 MiB"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("larger than 16 MiB"),
+        "{}",
+        text(&out.stderr)
+    );
     let dir = TempDir::new("deep");
     let deep = dir.file(
         "deep.yaml",
@@ -565,6 +569,101 @@ fn endless_or_deeply_nested_configs_are_refused_with_their_place() {
         err.contains("line 1, column 136: collections nested deeper than 128 levels"),
         "{err}"
     );
-    let nested = dir.file("nested.yaml", "clusterName: ${NOPE:-${ALSO_NOPE:-fallback}}\n");
+    let nested = dir.file(
+        "nested.yaml",
+        "clusterName: ${NOPE:-${ALSO_NOPE:-fallback}}\n",
+    );
     assert!(run(&["check", "--config", s(&nested)]).status.success());
+}
+
+#[test]
+fn render_and_check_mask_what_the_config_marks_secret() {
+    let dir = TempDir::new("mask");
+    let cfg = dir.file(
+        "mask.yaml",
+        r#"route:
+  match:
+    - receiver: hook
+    - receiver: chat
+receivers:
+  - name: hook
+    webhook:
+      endpoint: "https://api.example.com/v1/events?code=${FUNC_CODE}"
+      headers:
+        Ocp-Apim-Subscription-Key: "${SUB_KEY}"
+        X-Team: "${TEAM_KEY}"
+        X-Plain: "visible"
+      layout:
+        text: "{{ .Reason }} for ${TEAM}"
+  - name: chat
+    slack:
+      webhookURL: "https://chat.example.com/hooks/abc-sekret-path"
+      message: "{{ .Message }}"
+"#,
+    );
+    let events = dir.file(
+        "events.jsonl",
+        r#"{"metadata":{"name":"a","uid":"u"},"involvedObject":{"kind":"Pod"},"reason":"BackOff","message":"m"}"#,
+    );
+    let out = exporter()
+        .env("FUNC_CODE", "func-code-secret")
+        .env("SUB_KEY", "subscription-key-secret")
+        .env("TEAM", "team-a")
+        .env("TEAM_KEY", "team-key-1")
+        .args(["render", "--config", s(&cfg), "--events", s(&events)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    for secret in [
+        "func-code-secret",
+        "subscription-key-secret",
+        "abc-sekret-path",
+    ] {
+        assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+    }
+    let lines = json_lines(&out);
+    let hook = &lines[0]["requests"][0];
+    assert_eq!(hook["url"], "https://api.example.com/v1/events?***");
+    assert_eq!(hook["headers"]["Ocp-Apim-Subscription-Key"], "***");
+    // A value from the environment in a header is taken for a secret (and masked wherever it
+    // shows); in a layout alone it is not.
+    assert_eq!(hook["headers"]["X-Team"], "***");
+    assert_eq!(hook["headers"]["X-Plain"], "visible");
+    assert_eq!(hook["body"]["text"], "BackOff for team-a");
+    assert_eq!(
+        lines[1]["requests"][0]["url"],
+        "https://chat.example.com/***"
+    );
+
+    // `check` never repeats a credential of a URL it refuses.
+    let bad = dir.file(
+        "bad.yaml",
+        "receivers:\n  - name: hook\n    webhook:\n      endpoint: \"ftp://user:pa55word@example.com/x\"\n",
+    );
+    let out = run(&["check", "--config", s(&bad)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("must be an http:// or https:// URL"), "{err}");
+    assert!(!err.contains("pa55word"), "{err}");
+}
+
+#[test]
+fn errors_quote_a_huge_value_briefly() {
+    let dir = TempDir::new("huge");
+    let huge = "x".repeat(1 << 20);
+    let cfg = dir.file(
+        "huge.yaml",
+        &format!(
+            "route:\n  match:\n    - receiver: \"{huge}\"\n      reason: \"[{huge}\"\nreceivers:\n  - name: \"{huge}\"\n    webhook:\n      endpoint: http://127.0.0.1:9\n      method: \"{huge}\"\n  - name: b\n    webhook:\n      endpoint: {{x: 1}}\n      timeout: \"{huge}\"\n"
+        ),
+    );
+    let out = run(&["check", "--config", s(&cfg)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.len() < 8 * 1024, "{} bytes of errors", err.len());
+    assert!(
+        err.contains("4 problems found") || err.contains("problem"),
+        "{err}"
+    );
 }

@@ -385,3 +385,175 @@ receivers:
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A server that answers every request with `status` and the request itself echoed back (as
+/// some endpoints and proxies do), plus text that would forge a log line.
+fn echo_server(status: u16) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                loop {
+                    let mut head = String::new();
+                    let mut len = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap();
+                        }
+                        head.push_str(&line);
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    reader.read_exact(&mut body).unwrap();
+                    let echo = format!(
+                        "{head}{}\nERROR forged log line \u{1b}[31mred",
+                        String::from_utf8_lossy(&body)
+                    );
+                    let reply = format!(
+                        "HTTP/1.1 {status} Echo\r\nContent-Length: {}\r\n\r\n{echo}",
+                        echo.len()
+                    );
+                    if writer.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn one_event(dir: &std::path::Path) -> PathBuf {
+    let events = dir.join("one.jsonl");
+    std::fs::write(
+        &events,
+        r#"{"metadata":{"name":"a","namespace":"ns","uid":"u-1"},"involvedObject":{"kind":"Pod","name":"p"},"reason":"BackOff","count":1}"#,
+    )
+    .unwrap();
+    events
+}
+
+#[test]
+fn a_receiver_that_echoes_the_request_puts_no_secret_and_no_forged_line_in_the_logs() {
+    let port = echo_server(500);
+    let dir = tempdir("echo");
+    let cfg = dir.join("echo.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"route:
+  match:
+    - receiver: hook
+receivers:
+  - name: hook
+    webhook:
+      endpoint: "http://127.0.0.1:{port}/hook/${{HOOK_PATH}}?key=${{HOOK_KEY}}"
+      headers:
+        Authorization: "Bearer ${{HOOK_TOKEN}}"
+        Ocp-Apim-Subscription-Key: "${{SUB_KEY}}"
+        X-Slack: "xoxb-literal-slack-token"
+      layout:
+        text: "{{{{ .Reason }}}}"
+    delivery: {{maxAttempts: 2, initialBackoff: 10ms, maxBackoff: 20ms}}
+"#
+        ),
+    )
+    .unwrap();
+    let secrets = [
+        "t0ken-from-env",
+        "path-from-env",
+        "key-from-env",
+        "sub-key-from-env",
+        "xoxb-literal-slack-token",
+    ];
+    for level in ["warn", "trace"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_event-exporter"))
+            .args(["run", "--config", cfg.to_str().unwrap(), "--events"])
+            .arg(one_event(&dir))
+            .env("HOOK_TOKEN", secrets[0])
+            .env("HOOK_PATH", secrets[1])
+            .env("HOOK_KEY", secrets[2])
+            .env("SUB_KEY", secrets[3])
+            .env("RUST_LOG", level)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("hook: sent 0, retried 1, failed 1"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("HTTP 500"), "{stderr}");
+        for secret in secrets {
+            assert!(
+                !stderr.contains(secret),
+                "{level}: {secret} leaked:\n{stderr}"
+            );
+        }
+        assert!(
+            !stderr.lines().any(|l| l.starts_with("ERROR forged")),
+            "{level}: a forged line:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "{level}: an escape sequence:\n{stderr}"
+        );
+        if level == "warn" {
+            assert!(
+                !stderr.contains("Echo") && !stderr.contains("POST /hook"),
+                "{stderr}"
+            );
+        } else {
+            // At debug, what the receiver answered is there: escaped, cut, masked.
+            assert!(stderr.contains(r"authorization: ***\r\n"), "{stderr}");
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn user_info_in_an_endpoint_is_sent_as_basic_auth_and_never_logged() {
+    use base64::Engine as _;
+    let server = FakeHttp::start(vec![]);
+    let dir = tempdir("userinfo");
+    let cfg = dir.join("userinfo.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "route:\n  match:\n    - receiver: hook\nreceivers:\n  - name: hook\n    webhook:\n      endpoint: http://bob:p%40ss-w0rd@127.0.0.1:{}/hook\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_event-exporter"))
+        .args(["run", "--config", cfg.to_str().unwrap(), "--events"])
+        .arg(one_event(&dir))
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let basic = base64::engine::general_purpose::STANDARD.encode("bob:p@ss-w0rd");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "/hook");
+    assert!(
+        seen[0]
+            .headers
+            .contains(&("authorization".into(), format!("Basic {basic}"))),
+        "{:?}",
+        seen[0].headers
+    );
+    for secret in ["p%40ss-w0rd", "p@ss-w0rd", "bob:", basic.as_str()] {
+        assert!(!stderr.contains(secret), "{secret} leaked:\n{stderr}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

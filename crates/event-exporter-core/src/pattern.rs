@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use crate::redact::Brief;
+
 use globset::{GlobBuilder, GlobMatcher};
 use memchr::memmem;
 use regex::Regex;
@@ -66,7 +68,10 @@ impl fmt::Debug for Pattern {
 /// A pattern that is neither a valid regular expression nor a valid glob.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "`{pattern}` is neither a valid regular expression ({regex_error}) nor a valid glob ({glob_error})"
+    "`{}` is neither a valid regular expression ({}) nor a valid glob ({})",
+    Brief(pattern),
+    Brief(regex_error),
+    Brief(glob_error)
 )]
 pub struct PatternError {
     /// The pattern as written.

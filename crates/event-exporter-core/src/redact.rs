@@ -35,6 +35,20 @@ pub fn excerpt(text: &str, max: usize) -> String {
     out
 }
 
+/// Displays a value an error quotes from a configuration or an event as its [`excerpt`] of
+/// [`BRIEF`] characters: a 50 MB pattern or name is not repeated whole in a message.
+#[derive(Debug, Clone, Copy)]
+pub struct Brief<'a>(pub &'a str);
+
+/// How much of a value an error quotes.
+pub const BRIEF: usize = 100;
+
+impl std::fmt::Display for Brief<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&excerpt(self.0, BRIEF))
+    }
+}
+
 /// The secret values of one receiver (or of a whole configuration): tokens, passwords, secret
 /// header values, credential URLs. [`Secrets::scrub`] masks every occurrence of any of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,8 +63,8 @@ const SHORTEST: usize = 4;
 
 impl Secrets {
     /// No secrets.
-    pub fn new() -> Self {
-        Self::default()
+    pub const fn new() -> Self {
+        Self { values: Vec::new() }
     }
 
     /// Adds `value`; for an `Authorization`-style value (`Bearer xyz`, `Basic …`, `token xyz`)

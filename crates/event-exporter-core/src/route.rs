@@ -238,7 +238,10 @@ pub enum RouteError {
         source: PatternError,
     },
     /// A match rule names a receiver that is not defined.
-    #[error("{place}: receiver `{name}` is not defined in `receivers`")]
+    #[error(
+        "{place}: receiver `{}` is not defined in `receivers`",
+        crate::redact::Brief(name)
+    )]
     UnknownReceiver {
         /// Where the reference is.
         place: Place,
@@ -263,7 +266,9 @@ impl std::fmt::Display for GlobWarning {
         write!(
             f,
             "{}: `{}` is not a valid regular expression ({}); matching it as an anchored glob",
-            self.place, self.pattern, self.regex_error
+            self.place,
+            crate::redact::Brief(&self.pattern),
+            crate::redact::Brief(&self.regex_error)
         )
     }
 }

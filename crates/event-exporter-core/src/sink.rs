@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::event::{EnrichedEvent, Event};
+use crate::redact::Secrets;
 
 /// One header of a rendered request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,7 +227,7 @@ pub enum SendError {
     /// Writing or sending failed; `retryable` says whether a retry may succeed.
     #[error("{message}")]
     Transport {
-        /// What failed (no secrets).
+        /// What failed (no secrets, no response body).
         message: String,
         /// Whether trying again may succeed.
         retryable: bool,
@@ -234,6 +235,9 @@ pub enum SendError {
         retry_after: Option<std::time::Duration>,
         /// The HTTP status, when the receiver answered with one.
         status: Option<u16>,
+        /// The start of what the receiver answered, if anything: logged at debug only (it can
+        /// echo the request's credentials), never part of the message.
+        body: Option<String>,
     },
 }
 
@@ -245,6 +249,7 @@ impl SendError {
             retryable: true,
             retry_after: None,
             status: None,
+            body: None,
         }
     }
 
@@ -255,6 +260,25 @@ impl SendError {
             retryable: false,
             retry_after: None,
             status: None,
+            body: None,
+        }
+    }
+
+    /// The same failure, with the start of what the receiver answered (see
+    /// [`SendError::body`]).
+    pub fn with_body(mut self, excerpt: impl Into<String>) -> Self {
+        if let Self::Transport { body, .. } = &mut self {
+            *body = Some(excerpt.into());
+        }
+        self
+    }
+
+    /// The start of what the receiver answered, if the failure carries it: for debug logs,
+    /// scrubbed of the receiver's secrets first.
+    pub fn body(&self) -> Option<&str> {
+        match self {
+            Self::Transport { body, .. } => body.as_deref(),
+            Self::Render(_) => None,
         }
     }
 
@@ -301,6 +325,13 @@ pub trait Sink: Send + Sync + fmt::Debug {
 
     /// Delivers one event.
     async fn send(&self, delivery: &Delivery) -> Result<(), SendError>;
+
+    /// What this receiver's configuration holds that is secret (tokens, passwords, credential
+    /// URLs, header values from the environment): masked in whatever is logged or shown of it.
+    fn secrets(&self) -> &Secrets {
+        static NONE: Secrets = Secrets::new();
+        &NONE
+    }
 
     /// Flushes and releases resources; called once when the exporter stops.
     async fn close(&self) -> Result<(), SendError> {

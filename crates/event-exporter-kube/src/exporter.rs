@@ -379,12 +379,12 @@ impl Term<'_> {
                 }
                 Err(e @ crate::checkpoint::CheckpointError::Corrupt { .. }) => {
                     self.metrics.checkpoint_error();
-                    tracing::error!(error = %e, "starting as on a first start");
+                    tracing::error!(error = %crate::brief(&e), "starting as on a first start");
                     return Some(None);
                 }
                 Err(e) => {
                     self.metrics.checkpoint_error();
-                    tracing::warn!(error = %e, retry_in = ?wait, "cannot read the checkpoint; retrying");
+                    tracing::warn!(error = %crate::brief(&e), retry_in = ?wait, "cannot read the checkpoint; retrying");
                 }
             }
             tokio::select! {
@@ -435,7 +435,7 @@ impl Term<'_> {
             }
             Err(e) => {
                 self.metrics.checkpoint_error();
-                tracing::warn!(error = %e, "cannot save the checkpoint; will retry");
+                tracing::warn!(error = %crate::brief(&e), "cannot save the checkpoint; will retry");
             }
         }
     }
@@ -726,7 +726,7 @@ async fn release(leadership: Option<Leadership>) {
     match tokio::time::timeout(RELEASE_TIMEOUT, l.release()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "could not release the Lease; the next leader waits for it to expire");
+            tracing::warn!(error = %crate::brief(&e), "could not release the Lease; the next leader waits for it to expire");
         }
         Err(_) => {
             tracing::warn!("releasing the Lease timed out; the next leader waits for it to expire")
@@ -828,7 +828,7 @@ fn decide(
             tracing::warn!(
                 namespace = metadata.namespace.as_deref().unwrap_or_default(),
                 name = metadata.name.as_deref().unwrap_or_default(),
-                %error,
+                error = %crate::brief(&error),
                 "skipping an object that is not a valid Event"
             );
             let rv = occurrence::resource_version(&metadata);

@@ -391,7 +391,7 @@ impl Elector {
                 }
                 Err(e) => tracing::debug!(
                     lease = %self.settings.describe(),
-                    error = %e,
+                    error = %crate::brief(&e),
                     "renewing the lease optimistically failed; reading it again"
                 ),
             }
@@ -587,7 +587,7 @@ impl LeaderElector {
                 ),
                 Ok(Err(e)) => tracing::warn!(
                     lease = %settings.describe(),
-                    error = %e,
+                    error = %crate::brief(&e),
                     "leader election: could not read or write the lease; trying again"
                 ),
                 Err(_) => tracing::warn!(
@@ -714,7 +714,7 @@ async fn renew(
                 ),
                 Ok(Err(e)) => tracing::warn!(
                     %lease,
-                    error = %e,
+                    error = %crate::brief(&e),
                     "could not renew the lease; trying again"
                 ),
                 Err(_) => {

@@ -17,3 +17,9 @@ pub mod progress;
 pub mod server;
 pub mod threads;
 pub mod watch;
+
+/// What a log line quotes of an error: a short, escaped excerpt. An API server's error can
+/// carry a whole response body (a 200 KB HTML page), newlines included.
+pub(crate) fn brief(error: &dyn std::fmt::Display) -> String {
+    event_exporter_core::redact::excerpt(&error.to_string(), 300)
+}

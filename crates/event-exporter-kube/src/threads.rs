@@ -103,7 +103,7 @@ impl ConfigMapThreadStore {
         if let Some(e) = &failure {
             tracing::warn!(
                 store = %self.key.describe(),
-                error = %e,
+                error = %crate::brief(&e),
                 "slack thread store: the stored threads map was not valid JSON; replaced it"
             );
         }
@@ -130,7 +130,7 @@ impl ThreadStore for ConfigMapThreadStore {
             if !self.warned_corrupt.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     store = %self.key.describe(),
-                    error = %e,
+                    error = %crate::brief(&e),
                     "slack thread store: the stored threads map is not valid JSON; the next new thread replaces it"
                 );
             }

@@ -25,7 +25,9 @@ use serde_json::{Value, json};
 
 use crate::encode::{compile_template, render_field};
 use crate::http::HttpClient;
+use crate::secret::SecretsBuilder;
 use crate::{BuildContext, SinkConfigError};
+use event_exporter_core::redact::Secrets;
 
 /// Which annotations API to use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -148,6 +150,7 @@ pub struct GrafanaSink {
     client: HttpClient,
     timeout: std::time::Duration,
     regions: Mutex<Regions>,
+    secrets: Secrets,
 }
 
 struct Rendered {
@@ -175,6 +178,10 @@ impl GrafanaSink {
         } else if let Err(msg) = crate::http::check_url(&base) {
             errors.push(ctx.error(format!("url: {msg}")));
         }
+        let mut secrets = SecretsBuilder::new(ctx);
+        secrets.url(&cfg.url);
+        secrets.credential(&cfg.token);
+        secrets.credential(&cfg.password);
         let auth = match (cfg.token.is_empty(), cfg.username.is_empty()) {
             (false, true) => Some(format!("Bearer {}", cfg.token)),
             (true, false) => Some(format!(
@@ -193,6 +200,9 @@ impl GrafanaSink {
                 None
             }
         };
+        if let Some(auth) = &auth {
+            secrets.credential(auth);
+        }
         let mut template = |field: &str, src: &str| {
             compile_template(ctx, field, src)
                 .map_err(|e| errors.push(e))
@@ -278,6 +288,7 @@ impl GrafanaSink {
             client: HttpClient::new(tls, ctx.proxy.clone()),
             timeout: ctx.timeout,
             regions: Mutex::new(Regions::default()),
+            secrets: secrets.build(),
         })
     }
 
@@ -380,10 +391,8 @@ impl GrafanaSink {
             .ok()
             .and_then(|v| v.get("id").and_then(Value::as_u64));
         id.ok_or_else(|| {
-            SendError::permanent(format!(
-                "grafana: created, but the reply has no annotation id: {}",
-                crate::http::snippet(reply.body.as_bytes())
-            ))
+            SendError::permanent("grafana: created, but the reply has no annotation id")
+                .with_body(crate::http::snippet(reply.body.as_bytes()))
         })
     }
 }
@@ -392,6 +401,10 @@ impl GrafanaSink {
 impl Sink for GrafanaSink {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
     fn kind(&self) -> &'static str {

@@ -22,7 +22,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed to open a TCP connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Longest part of a response body quoted in errors.
+/// Longest part of a response body kept for debug logs.
 const SNIPPET: usize = 200;
 
 /// Longest response body kept (larger ones are cut; no receiver we talk to sends more).
@@ -33,19 +33,73 @@ pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429) || (500..600).contains(&status) && status != 501
 }
 
-/// Checks that `url` is an absolute http(s) URL with a host.
+/// Checks that `url` is an absolute http(s) URL with a host. The error shows the URL masked
+/// ([`masked_url`]: no credentials, no query) and cut short.
 pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    let shown = || {
+        let masked = masked_url(url).unwrap_or_else(|| without_user_info(url));
+        event_exporter_core::redact::excerpt(&masked, 100)
+    };
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
+        .map_err(|e| format!("`{}` is not a valid URL: {e}", shown()))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
-        _ => return Err(format!("`{url}` must be an http:// or https:// URL")),
+        _ => return Err(format!("`{}` must be an http:// or https:// URL", shown())),
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("`{url}` has no host"));
+        return Err(format!("`{}` has no host", shown()));
     }
     Ok(())
+}
+
+/// `url` with the user info of any `scheme://user:password@host` masked (for URLs that are
+/// not http(s), which [`masked_url`] leaves alone).
+fn without_user_info(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+/// `uri` without its user info, and the `Authorization: Basic` value the user info makes, as
+/// Go's `net/http` sends it (`https://user:pass@host/`; user and password percent-decoded).
+fn take_user_info(uri: http::Uri) -> Result<(http::Uri, Option<String>), String> {
+    use base64::Engine as _;
+    let Some(authority) = uri.authority().map(|a| a.as_str().to_owned()) else {
+        return Ok((uri, None));
+    };
+    let Some((user_info, host)) = authority.rsplit_once('@') else {
+        return Ok((uri, None));
+    };
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let (user, password) = match user_info.split_once(':') {
+        Some((u, p)) => (decode(u), decode(p)),
+        None => (decode(user_info), String::new()),
+    };
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut parts = uri.into_parts();
+    parts.authority = Some(
+        host.parse()
+            .map_err(|_| "invalid host after the user info".to_owned())?,
+    );
+    let uri = http::Uri::from_parts(parts).map_err(|e| e.to_string())?;
+    Ok((uri, Some(format!("Basic {basic}"))))
+}
+
+/// The `Authorization` value a URL's user info makes (what [`HttpClient::send`] sends), for a
+/// receiver's secrets.
+pub fn user_info_authorization(url: &str) -> Option<String> {
+    let uri: http::Uri = url.parse().ok()?;
+    take_user_info(uri).ok()?.1
 }
 
 /// An HTTPS-capable client with connection reuse. The connection pool is created on first
@@ -66,13 +120,11 @@ pub struct Response {
     pub body: String,
 }
 
-/// The start of a response body, for error messages.
+/// The start of a response body, fit for one debug log line (control characters escaped).
+/// It is carried by [`SendError::body`], never in a message: a receiver or a proxy may echo
+/// the request, credentials included.
 pub fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    match text.char_indices().nth(SNIPPET) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.into_owned(),
-    }
+    event_exporter_core::redact::excerpt(&String::from_utf8_lossy(body), SNIPPET)
 }
 
 impl HttpClient {
@@ -114,7 +166,10 @@ impl HttpClient {
 
     /// Sends `request` and reads the response, within `timeout`. Non-2xx statuses are errors,
     /// retryable or not by [`is_retryable_status`], carrying the server's `Retry-After`; the
-    /// message quotes a body snippet and never a header value.
+    /// message names the request by its scheme, host and port only and quotes neither a
+    /// header value nor the body (the body's start is [`SendError::body`]). A URL's user info
+    /// is sent as Basic auth (unless the request has its own `Authorization`), as Go does, and
+    /// is not part of the URL the client sees.
     pub async fn send(&self, request: Request, timeout: Duration) -> Result<Response, SendError> {
         // What errors name the request by: computed only when one is reported.
         let target = || format!("{} {}", request.method, redact_url(&request.url));
@@ -122,6 +177,14 @@ impl HttpClient {
             .url
             .parse()
             .map_err(|e| SendError::permanent(format!("{}: invalid URL: {e}", target())))?;
+        let (uri, basic) = take_user_info(uri)
+            .map_err(|e| SendError::permanent(format!("{}: invalid URL: {e}", target())))?;
+        let basic = basic.filter(|_| {
+            !request
+                .headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("authorization"))
+        });
         // Plain HTTP through a proxy goes to the proxy itself: its credentials ride along.
         let proxy_auth = match (uri.scheme_str(), self.proxy.intercept(&uri)) {
             (Some("http"), Some((_, auth))) => auth,
@@ -132,6 +195,9 @@ impl HttpClient {
             .uri(uri);
         for h in &request.headers {
             builder = builder.header(h.name.as_str(), h.value.as_str());
+        }
+        if let Some(basic) = basic {
+            builder = builder.header(http::header::AUTHORIZATION, basic);
         }
         if let Some(auth) = proxy_auth {
             builder = builder.header(http::header::PROXY_AUTHORIZATION, auth);
@@ -172,10 +238,11 @@ impl HttpClient {
             Ok(Response { status, body })
         } else {
             Err(SendError::Transport {
-                message: format!("{}: HTTP {status}: {}", target(), snippet(body.as_bytes())),
+                message: format!("{}: HTTP {status}", target()),
                 retryable: is_retryable_status(status),
                 retry_after,
                 status: Some(status),
+                body: (!body.is_empty()).then(|| snippet(body.as_bytes())),
             })
         }
     }

@@ -11,6 +11,7 @@ pub mod grafana;
 pub mod http;
 pub mod lines;
 pub mod proxy;
+mod secret;
 pub mod slack;
 pub mod state;
 pub mod stdout;
@@ -52,6 +53,9 @@ pub struct BuildContext<'a> {
     /// Where stores that live outside this crate come from (the cluster runtime's ConfigMap
     /// thread store); `None` keeps them in memory.
     pub thread_stores: Option<&'a dyn slack::ThreadStoreProvider>,
+    /// What the configuration took from the environment ([`Config::from_environment`]): a
+    /// secret where it stands in a credential's place.
+    pub environment: &'a [String],
 }
 
 /// What the environment gives the receivers being built: proxies and, when running in a
@@ -63,6 +67,9 @@ pub struct BuildEnv<'a> {
     /// Makes the Slack thread store for `cache: {name, namespace}`; `None` keeps those threads
     /// in memory (with a warning).
     pub thread_stores: Option<&'a dyn slack::ThreadStoreProvider>,
+    /// What the configuration took from the environment ([`Config::from_environment`];
+    /// [`build_receivers_in`] takes it from the config it builds).
+    pub environment: &'a [String],
 }
 
 impl<'a> BuildEnv<'a> {
@@ -71,18 +78,20 @@ impl<'a> BuildEnv<'a> {
         Self {
             proxy,
             thread_stores: None,
+            environment: &[],
         }
     }
 }
 
 impl BuildContext<'_> {
-    /// An error about this receiver.
+    /// An error about this receiver. Its message is cut to a few hundred characters: it may
+    /// quote a configured value, and a 50 MB one is not repeated in full.
     pub fn error(&self, message: impl Into<String>) -> SinkConfigError {
         SinkConfigError {
             index: self.index,
-            receiver: self.name.to_owned(),
-            kind: self.kind.to_owned(),
-            message: message.into(),
+            receiver: event_exporter_core::redact::excerpt(self.name, 100),
+            kind: event_exporter_core::redact::excerpt(self.kind, 100),
+            message: event_exporter_core::redact::excerpt(&message.into(), 500),
         }
     }
 
@@ -177,6 +186,7 @@ pub fn build_in(
         timeout: defaults.timeout,
         proxy: env.proxy,
         thread_stores: env.thread_stores,
+        environment: env.environment,
     };
     let settings = match &receiver.delivery {
         None => defaults,
@@ -234,6 +244,11 @@ pub fn build_receivers_in(
     defaults: DeliverySettings,
     env: &BuildEnv<'_>,
 ) -> Result<Vec<BuiltReceiver>, Vec<SinkConfigError>> {
+    let env = BuildEnv {
+        environment: &config.from_environment,
+        ..*env
+    };
+    let env = &env;
     let mut built = Vec::with_capacity(config.receivers.len());
     let mut errors = check_names(config).err().unwrap_or_default();
     for (index, receiver) in config.receivers.iter().enumerate() {
@@ -264,8 +279,8 @@ pub fn check_names(config: &Config) -> Result<(), Vec<SinkConfigError>> {
     for (index, receiver) in config.receivers.iter().enumerate() {
         let error = |message: String| SinkConfigError {
             index,
-            receiver: receiver.name.clone(),
-            kind: receiver.kind.clone(),
+            receiver: event_exporter_core::redact::excerpt(&receiver.name, 100),
+            kind: event_exporter_core::redact::excerpt(&receiver.kind, 100),
             message,
         };
         if receiver.name.trim().is_empty() {
@@ -286,17 +301,51 @@ pub fn check_names(config: &Config) -> Result<(), Vec<SinkConfigError>> {
     }
 }
 
-/// Whether a header carries a secret, judged by its name.
+/// Whether a header value looks like a credential whatever its header's name: an
+/// `Authorization`-style value (`Bearer …`, `Basic …`, `token …`) or a token of a well-known
+/// shape (Slack `xox?-`, Grafana `glsa_`, GitHub `ghp_`/`github_pat_`).
+pub fn looks_like_credential(value: &str) -> bool {
+    let lower = value.trim_start().to_ascii_lowercase();
+    [
+        "bearer ",
+        "basic ",
+        "token ",
+        "apikey ",
+        "sharedaccesssignature ",
+    ]
+    .iter()
+    .any(|p| lower.starts_with(p))
+        || [
+            "xoxb-",
+            "xoxp-",
+            "xoxa-",
+            "xoxr-",
+            "xoxs-",
+            "xoxe-",
+            "glsa_",
+            "ghp_",
+            "github_pat_",
+        ]
+        .iter()
+        .any(|t| lower.contains(t))
+}
+
+/// Whether a header carries a secret, judged by its name (`Authorization`, `X-Api-Key`,
+/// `Ocp-Apim-Subscription-Key`, `X-Auth-Token`, `Cookie`, …). A header whose value comes from
+/// the environment, or looks like a credential ([`looks_like_credential`]), is secret whatever
+/// its name.
 pub fn is_sensitive_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     [
-        "authorization",
+        "auth",
         "token",
         "secret",
         "password",
-        "api-key",
-        "apikey",
+        "key",
         "cookie",
+        "signature",
+        "credential",
+        "session",
     ]
     .iter()
     .any(|needle| lower.contains(needle))

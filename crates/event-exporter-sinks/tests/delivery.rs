@@ -151,6 +151,7 @@ async fn retry_after_is_honoured() {
         retryable: true,
         retry_after: Some(Duration::from_secs(7)),
         status: Some(429),
+        body: None,
     };
     let sink = Scripted::new("a", vec![Err(limited), Ok(())], None);
     let d = Dispatcher::start(

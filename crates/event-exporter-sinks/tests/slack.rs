@@ -426,8 +426,8 @@ async fn a_configmap_cache_uses_the_provided_thread_store() {
     let provider = RecordingProvider::default();
     let proxy = event_exporter_sinks::proxy::ProxySettings::default();
     let env = event_exporter_sinks::BuildEnv {
-        proxy: &proxy,
         thread_stores: Some(&provider),
+        ..event_exporter_sinks::BuildEnv::new(&proxy)
     };
     let built = event_exporter_sinks::build_receivers_in(
         &cfg,

@@ -496,9 +496,10 @@ impl Config {
                 },
                 None => (if path == "." { String::new() } else { path }, message),
             };
+            // serde quotes the value it refused: not a 50 MB one whole.
             YamlError {
-                path,
-                message,
+                path: crate::redact::excerpt(&path, 200),
+                message: crate::redact::excerpt(&message, 300),
                 line,
                 column,
             }

@@ -94,7 +94,7 @@ impl Template {
             TemplateError {
                 line,
                 column,
-                message: e.message,
+                message: crate::redact::excerpt(&e.message, 300),
             }
         })?;
         let literal = match program.list.as_slice() {
@@ -130,10 +130,12 @@ impl Template {
         exec::execute(&self.program, event, out).map_err(|e| {
             let (line, column) = line_col(&self.source, e.span.0);
             let at = self.source.get(e.span.0..e.span.1).unwrap_or("").trim();
+            // What failed may quote event data (`fail`, a bad argument): a short excerpt only.
             RenderError {
                 message: format!(
-                    "template: template:{line}:{column}: executing \"template\" at <{at}>: {}",
-                    e.message
+                    "template: template:{line}:{column}: executing \"template\" at <{}>: {}",
+                    crate::redact::Brief(at),
+                    crate::redact::excerpt(&e.message, 300)
                 ),
             }
         })

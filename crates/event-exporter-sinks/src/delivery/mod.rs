@@ -67,34 +67,57 @@ impl ReceiverStats {
     }
 }
 
-/// Internal delivery events: each logs and counts in this one place.
+/// Internal delivery events: each logs and counts in this one place. What a failure says is
+/// logged as an excerpt with the receiver's secrets masked and control characters escaped
+/// (see [`event_exporter_core::redact`]); what the receiver answered only at debug.
 mod events {
     use super::*;
+    use event_exporter_core::redact::Secrets;
+
+    /// How much of an error message a log line keeps.
+    const MESSAGE: usize = 300;
 
     pub(super) fn sent(stats: &ReceiverStats) {
         stats.sent.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The error's message, and its response body, fit for a log line.
+    fn describe(error: &SendError, secrets: &Secrets) -> (String, String) {
+        let message = secrets.excerpt(&error.to_string(), MESSAGE);
+        let body = error
+            .body()
+            .map(|b| secrets.excerpt(b, MESSAGE))
+            .unwrap_or_default();
+        (message, body)
+    }
+
     pub(super) fn retrying(
         stats: &ReceiverStats,
-        receiver: &str,
+        sink: &dyn Sink,
         delivery: &Delivery,
-        error: &dyn std::fmt::Display,
+        error: &SendError,
         wait: Duration,
     ) {
         stats.retried.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(receiver, delivery = %delivery.id, %error, ?wait, "delivery failed; retrying");
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let (error, response) = describe(error, sink.secrets());
+            tracing::debug!(receiver = sink.name(), delivery = %delivery.id, %error, %response, ?wait, "delivery failed; retrying");
+        }
     }
 
     pub(super) fn given_up(
         stats: &ReceiverStats,
-        receiver: &str,
+        sink: &dyn Sink,
         delivery: &Delivery,
-        error: &dyn std::fmt::Display,
+        error: &SendError,
         attempts: u32,
     ) {
         stats.failed.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(receiver, delivery = %delivery.id, attempts, %error, "delivery given up");
+        let (message, response) = describe(error, sink.secrets());
+        tracing::warn!(receiver = sink.name(), delivery = %delivery.id, attempts, error = %message, "delivery given up");
+        if !response.is_empty() {
+            tracing::debug!(receiver = sink.name(), delivery = %delivery.id, %response, "what the receiver answered");
+        }
     }
 
     pub(super) fn dropped(
@@ -241,11 +264,11 @@ async fn attempts(
                 failures += 1;
                 match policy.decide(&error, failures, started.elapsed(), jitter()) {
                     Decision::RetryAfter(wait) => {
-                        events::retrying(stats, sink.name(), delivery, &error, wait);
+                        events::retrying(stats, sink, delivery, &error, wait);
                         tokio::time::sleep(wait).await;
                     }
                     Decision::GiveUp => {
-                        events::given_up(stats, sink.name(), delivery, &error, failures);
+                        events::given_up(stats, sink, delivery, &error, failures);
                         return;
                     }
                 }

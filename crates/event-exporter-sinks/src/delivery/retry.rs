@@ -136,6 +136,7 @@ mod tests {
             retryable: true,
             retry_after: Some(Duration::from_secs(20)),
             status: Some(429),
+            body: None,
         };
         assert_eq!(
             p.decide(&limited, 1, Duration::ZERO, 0.3),

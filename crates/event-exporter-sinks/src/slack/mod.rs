@@ -29,7 +29,9 @@ use tokio::time::Instant;
 
 use crate::encode::{compile_template, render_field};
 use crate::http::HttpClient;
+use crate::secret::SecretsBuilder;
 use crate::{BuildContext, SinkConfigError};
+use event_exporter_core::redact::Secrets;
 pub use threads::{
     FileThreadStore, MemoryThreadStore, ThreadInfo, ThreadStore, ThreadStoreError,
     ThreadStoreProvider,
@@ -141,6 +143,7 @@ pub struct SlackSink {
     client: HttpClient,
     timeout: Duration,
     pacer: Pacer,
+    secrets: Secrets,
     /// The delivery (by its unique `seq`) whose message is posted but whose follow-ups
     /// (reaction, store) are not done yet: a retry must not post it twice. One worker per
     /// receiver means one at a time.
@@ -203,6 +206,10 @@ impl SlackSink {
         store: Arc<dyn ThreadStore>,
     ) -> Result<Self, Vec<SinkConfigError>> {
         let mut errors = Vec::new();
+        let mut secrets = SecretsBuilder::new(ctx);
+        secrets.credential(&cfg.token);
+        secrets.credential(&cfg.webhook_url);
+        secrets.url(&cfg.api_url);
         let target = if !cfg.webhook_url.is_empty() {
             if let Err(msg) = crate::http::check_url(&cfg.webhook_url) {
                 errors.push(ctx.error(format!("webhookURL: {msg}")));
@@ -299,6 +306,7 @@ impl SlackSink {
                 cfg.completion_emoji.trim_matches(':').to_owned()
             },
             store,
+            secrets: secrets.build(),
             client: HttpClient::new(crate::tls::TlsSettings::default(), ctx.proxy.clone()),
             timeout: ctx.timeout,
             pacer: Pacer::new(1.0, 3.0),
@@ -413,10 +421,8 @@ impl SlackSink {
             return Ok(Value::Null);
         }
         let reply: Value = serde_json::from_str(&response.body).map_err(|_| {
-            SendError::retryable(format!(
-                "slack {method}: reply is not JSON: {}",
-                crate::http::snippet(response.body.as_bytes())
-            ))
+            SendError::retryable(format!("slack {method}: reply is not JSON"))
+                .with_body(crate::http::snippet(response.body.as_bytes()))
         })?;
         if reply.get("ok").and_then(Value::as_bool) == Some(true) {
             return Ok(reply);
@@ -429,10 +435,14 @@ impl SlackSink {
             return Ok(reply);
         }
         Err(SendError::Transport {
-            message: format!("slack {method}: {code}"),
+            message: format!(
+                "slack {method}: {}",
+                event_exporter_core::redact::Brief(code)
+            ),
             retryable: is_retryable_error(code),
             retry_after: None,
             status: None,
+            body: None,
         })
     }
 
@@ -487,6 +497,10 @@ pub fn is_retryable_error(code: &str) -> bool {
 impl Sink for SlackSink {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
     fn kind(&self) -> &'static str {

@@ -14,8 +14,10 @@ use serde::Deserialize;
 
 use crate::encode::{Encoding, compile_template, render_field};
 use crate::http::HttpClient;
+use crate::secret::SecretsBuilder;
 use crate::tls::TlsSettings;
 use crate::{BuildContext, SinkConfigError, is_sensitive_header};
+use event_exporter_core::redact::Secrets;
 
 /// `webhook:` receiver spec.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -52,12 +54,15 @@ pub struct WebhookRequestBuilder {
     endpoint: Template,
     headers: Vec<HeaderTemplate>,
     encoding: Encoding,
+    secrets: Secrets,
 }
 
 impl WebhookRequestBuilder {
     /// Validates and compiles `cfg` (no I/O).
     pub fn new(ctx: &BuildContext<'_>, cfg: &WebhookConfig) -> Result<Self, Vec<SinkConfigError>> {
         let mut errors = Vec::new();
+        let mut secrets = SecretsBuilder::new(ctx);
+        secrets.url(&cfg.endpoint);
         if cfg.endpoint.trim().is_empty() {
             errors.push(ctx.error("endpoint: missing (the URL to send events to)"));
         }
@@ -94,12 +99,21 @@ impl WebhookRequestBuilder {
                 errors.push(ctx.error(format!("headers: `{name}` is not a valid header name")));
                 continue;
             }
+            // A header is secret by its name, or because its value came from the environment.
+            let from_env = secrets.environment_in(value);
+            let sensitive =
+                is_sensitive_header(name) || from_env || crate::looks_like_credential(value);
             match compile_template(ctx, &format!("headers.{name}"), value) {
-                Ok(value) => headers.push(HeaderTemplate {
-                    name: name.clone(),
-                    value,
-                    sensitive: is_sensitive_header(name),
-                }),
+                Ok(template) => {
+                    if sensitive && let Some(literal) = template.as_literal() {
+                        secrets.credential(literal);
+                    }
+                    headers.push(HeaderTemplate {
+                        name: name.clone(),
+                        value: template,
+                        sensitive,
+                    });
+                }
                 Err(e) => errors.push(e),
             }
         }
@@ -111,6 +125,7 @@ impl WebhookRequestBuilder {
                 endpoint,
                 headers,
                 encoding,
+                secrets: secrets.build(),
             }),
             _ => Err(errors),
         }
@@ -171,6 +186,10 @@ pub(crate) fn build(
 impl Sink for WebhookSink {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn secrets(&self) -> &Secrets {
+        &self.builder.secrets
     }
 
     fn kind(&self) -> &'static str {
