@@ -57,7 +57,7 @@ pub(crate) fn route(config: &Path, events_path: &Path) -> anyhow::Result<ExitCod
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut bad = 0;
     let mut reached = Vec::new();
-    for rec in &records {
+    for rec in records {
         match &rec.event {
             Ok(ev) => {
                 loaded.router.route_into(&ev.view(), &mut reached);
@@ -69,7 +69,7 @@ pub(crate) fn route(config: &Path, events_path: &Path) -> anyhow::Result<ExitCod
             }
             Err(err) => {
                 bad += 1;
-                report_bad_record(events_path, rec, err, &mut out)?;
+                report_bad_record(events_path, &rec, err, &mut out)?;
             }
         }
     }
@@ -160,12 +160,12 @@ pub(crate) fn render(
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failures = 0;
     let mut reached = Vec::new();
-    for rec in &records {
+    for rec in records {
         let ev = match &rec.event {
             Ok(ev) => ev,
             Err(err) => {
                 failures += 1;
-                report_bad_record(events_path, rec, err, &mut out)?;
+                report_bad_record(events_path, &rec, err, &mut out)?;
                 continue;
             }
         };
@@ -230,7 +230,7 @@ pub(crate) fn run(config: &Path, events_path: &Path, grace: Duration) -> anyhow:
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let records = events::read(events_path, &loaded.cluster_name)?;
+    let mut records = events::read(events_path, &loaded.cluster_name)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -241,7 +241,19 @@ pub(crate) fn run(config: &Path, events_path: &Path, grace: Duration) -> anyhow:
         tokio::pin!(signal);
         let mut bad = 0usize;
         let mut interrupted = false;
-        for rec in records {
+        loop {
+            // The input is read as it arrives (a pipe, a file larger than memory).
+            let rec = tokio::select! {
+                biased;
+                () = &mut signal => {
+                    interrupted = true;
+                    break;
+                }
+                rec = records.next() => match rec {
+                    Some(rec) => rec,
+                    None => break,
+                },
+            };
             match rec.event {
                 Ok(event) => {
                     tokio::select! {

@@ -557,3 +557,91 @@ fn user_info_in_an_endpoint_is_sent_as_basic_auth_and_never_logged() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The peak resident memory of process `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn input_is_streamed_delivered_as_it_comes_and_held_briefly() {
+    use std::process::Stdio;
+    let event = |i: usize| {
+        format!(
+            "{{\"metadata\":{{\"name\":\"e{i}\",\"namespace\":\"ns\",\"uid\":\"u-{i}\"}},\"involvedObject\":{{\"kind\":\"Pod\",\"name\":\"p\"}},\"reason\":\"BackOff\",\"message\":\"{}\"}}\n",
+            "m".repeat(200)
+        )
+    };
+    let server = FakeHttp::start(vec![]);
+    let dir = tempdir("stream");
+    let cfg = config(&dir, server.port);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_event-exporter"))
+        .args(["run", "--config", cfg.to_str().unwrap(), "--events", "-"])
+        .env("HOOK_TOKEN", "t")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // The first event is delivered while the input is still open.
+    stdin.write_all(event(0).as_bytes()).unwrap();
+    let mut delivered = false;
+    for _ in 0..500 {
+        if !server.seen().is_empty() {
+            delivered = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(delivered, "nothing was delivered before the input ended");
+    stdin
+        .write_all(b"{\"metadata\":{\"name\":\"\xff\"}}\n")
+        .unwrap();
+    stdin.write_all(event(1).as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("hook: sent 2, retried 0, failed 0, dropped 0"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 2: not UTF-8"), "{stderr}");
+
+    // 100,000 events through `route`: memory holds a few records, not the input.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_event-exporter"))
+        .args(["route", "--config", cfg.to_str().unwrap(), "--events", "-"])
+        .env("HOOK_TOKEN", "t")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut lines = 0usize;
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            lines += buf[..n].iter().filter(|b| **b == b'\n').count();
+        }
+        lines
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..100_000 {
+        stdin.write_all(event(i).as_bytes()).unwrap();
+    }
+    let rss = peak_rss_kib(child.id());
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(drain.join().unwrap(), 100_000);
+    assert!(rss < 60 * 1024, "peak RSS {rss} KiB for 27 MB of input");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -40,7 +40,24 @@ struct Exporter {
 
 impl Exporter {
     fn start(config: &Path, kubeconfig: &Path, envs: &[(&str, String)]) -> Self {
-        let mut cmd = Command::new(BIN);
+        Self::start_limited(config, kubeconfig, envs, None)
+    }
+
+    /// [`Exporter::start`] with at most `fd_limit` open file descriptors (`ulimit -n`).
+    fn start_limited(
+        config: &Path,
+        kubeconfig: &Path,
+        envs: &[(&str, String)],
+        fd_limit: Option<u32>,
+    ) -> Self {
+        let mut cmd = match fd_limit {
+            None => Command::new(BIN),
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), BIN]);
+                sh
+            }
+        };
         // Upstream's Go-style flags, as existing manifests pass them.
         cmd.arg(format!("-conf={}", config.display()))
             .arg(format!("-kubeconfig={}", kubeconfig.display()))
@@ -428,4 +445,74 @@ fn a_bad_config_is_refused_before_anything_starts() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("nowhere"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_on_the_operations_port_costs_no_delivery_and_no_probe() {
+    let api = FakeApiServer::start().await.unwrap();
+    let cluster = api.cluster();
+    let hooks: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let hook_addr = {
+        let hooks = Arc::clone(&hooks);
+        support::serve(move |req: support::Incoming| {
+            let hooks = Arc::clone(&hooks);
+            async move {
+                hooks
+                    .lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&req.body).unwrap());
+                support::text_reply(200, "ok")
+            }
+        })
+        .await
+    };
+    let dir = temp_dir("crowd");
+    let kubeconfig = dir.join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig).unwrap();
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "maxEventAgeSeconds: 3600\ncheckpoint:\n  file: {}\nroute:\n  routes:\n    - match:\n        - receiver: hook\nreceivers:\n  - name: hook\n    webhook:\n      endpoint: http://{hook_addr}/hook\n      layout:\n        name: \"{{{{ .Name }}}}\"\n",
+            dir.join("checkpoint.json").display()
+        ),
+    )
+    .unwrap();
+    // 128 descriptors in all: less than the crowd below would take if it were let in.
+    let exporter = Exporter::start_limited(&config, &kubeconfig, &[], Some(128));
+    exporter.wait_ready().await;
+    let addr = exporter.address().await;
+    let ops: std::net::SocketAddr = addr.trim_start_matches("http://").parse().unwrap();
+    let crowd = tokio::task::spawn_blocking(move || {
+        (0..300)
+            .filter_map(|_| std::net::TcpStream::connect(ops).ok())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert!(crowd.len() > 128, "{} connections", crowd.len());
+    for i in 0..20 {
+        cluster
+            .create_event(
+                "default",
+                json!({
+                    "metadata": {"name": format!("crowd-{i}"), "namespace": "default"},
+                    "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+                    "reason": "BackOff", "count": 1,
+                    "lastTimestamp": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                }),
+            )
+            .unwrap();
+    }
+    eventually("every delivery", || hooks.lock().unwrap().len() == 20).await;
+    assert_eq!(exporter.get("/healthz").await.0, 200, "{}", exporter.log());
+    let (status, metrics) = exporter.get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(r#"deliveries_total{receiver="hook",outcome="failed"} 0"#),
+        "{metrics}"
+    );
+    drop(crowd);
+    let (status, log) = exporter.terminate().await;
+    assert!(status.success(), "exit {status:?}:\n{log}");
 }

@@ -239,6 +239,26 @@ pub enum SendError {
         /// echo the request's credentials), never part of the message.
         body: Option<String>,
     },
+    /// This process ran short of something on the way (no file descriptor left to connect or
+    /// open a file with): not the receiver's failure. Retried for as long as it lasts; it never
+    /// uses up a delivery's attempts or time, so it never makes one given up.
+    #[error("{0}")]
+    Local(String),
+}
+
+/// Whether `error` or one of its causes is this process out of file descriptors (`EMFILE`,
+/// `ENFILE`): a local shortage, see [`SendError::Local`].
+pub fn out_of_descriptors(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(io.raw_os_error(), Some(23 | 24))
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 impl SendError {
@@ -278,7 +298,7 @@ impl SendError {
     pub fn body(&self) -> Option<&str> {
         match self {
             Self::Transport { body, .. } => body.as_deref(),
-            Self::Render(_) => None,
+            Self::Render(_) | Self::Local(_) => None,
         }
     }
 
@@ -286,7 +306,7 @@ impl SendError {
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Transport { status, .. } => *status,
-            Self::Render(_) => None,
+            Self::Render(_) | Self::Local(_) => None,
         }
     }
 
@@ -297,15 +317,20 @@ impl SendError {
             Self::Transport {
                 retryable: true,
                 ..
-            }
+            } | Self::Local(_)
         )
+    }
+
+    /// Whether this is a local shortage ([`SendError::Local`]).
+    pub fn is_local(&self) -> bool {
+        matches!(self, Self::Local(_))
     }
 
     /// The wait the receiver asked for, if any.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             Self::Transport { retry_after, .. } => *retry_after,
-            Self::Render(_) => None,
+            Self::Render(_) | Self::Local(_) => None,
         }
     }
 }

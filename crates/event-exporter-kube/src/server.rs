@@ -272,8 +272,35 @@ fn handle(
     }
 }
 
+/// What the operations server allows its clients: it is often reachable by anything in the
+/// cluster, without authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// Connections open at once (default 64), so that no number of clients can take the
+    /// process's file descriptors: one more makes the oldest go (a probe or a scrape lasts
+    /// milliseconds; what holds a connection longest is what does not send or read).
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long a connection may
+    /// sit idle between requests (default 10 s): a slow or silent client is let go.
+    pub header_timeout: Duration,
+    /// How long one connection may last in all (default 60 s): a client that never reads its
+    /// answer is let go too.
+    pub max_connection_time: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 64,
+            header_timeout: Duration::from_secs(10),
+            max_connection_time: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Serves the operations endpoints on `listener` until `shutdown` completes; then stops
-/// accepting, lets in-flight requests finish (for at most a few seconds) and returns.
+/// accepting, lets in-flight requests finish (for at most a few seconds) and returns. Clients
+/// are held to the [`ServeLimits::default`] limits.
 ///
 /// Errors of single connections are logged at debug and do not end the server; an accept
 /// error is returned.
@@ -283,8 +310,22 @@ pub async fn serve(
     health: Arc<Health>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, metrics, health, ServeLimits::default(), shutdown).await
+}
+
+/// [`serve`] with explicit limits.
+pub async fn serve_with(
+    listener: TcpListener,
+    metrics: Arc<dyn MetricsSource>,
+    health: Arc<Health>,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut connections = JoinSet::new();
+    // The open connections, oldest first.
+    let mut open: std::collections::VecDeque<tokio::task::AbortHandle> =
+        std::collections::VecDeque::new();
     tokio::pin!(shutdown);
     let result = loop {
         let (stream, peer) = tokio::select! {
@@ -301,27 +342,50 @@ pub async fn serve(
         };
         // Reap finished connection tasks so the set stays small.
         while connections.try_join_next().is_some() {}
+        open.retain(|c| !c.is_finished());
+        while open.len() >= limits.max_connections.max(1) {
+            if let Some(oldest) = open.pop_front() {
+                tracing::debug!(
+                    max = limits.max_connections,
+                    "operations server: too many connections; closing the oldest"
+                );
+                oldest.abort();
+            }
+        }
         let metrics = Arc::clone(&metrics);
         let health = Arc::clone(&health);
         let mut stop = stop_rx.clone();
-        connections.spawn(async move {
+        let handle = connections.spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
                 let resp = handle(&req, metrics.as_ref(), &health);
                 async move { Ok::<_, Infallible>(resp) }
             });
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let conn = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
-            let res = tokio::select! {
-                res = conn.as_mut() => res,
-                () = async { let _ = stop.wait_for(|stopped| *stopped).await; } => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+            let served = tokio::time::timeout(limits.max_connection_time, async {
+                tokio::select! {
+                    res = conn.as_mut() => res,
+                    () = async { let _ = stop.wait_for(|stopped| *stopped).await; } => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
                 }
-            };
-            if let Err(err) = res {
-                tracing::debug!(%peer, error = %err, "operations server: connection error");
+            })
+            .await;
+            match served {
+                Ok(Err(err)) => {
+                    tracing::debug!(%peer, error = %err, "operations server: connection error");
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "operations server: connection open too long; closed")
+                }
+                Ok(Ok(())) => {}
             }
         });
+        open.push_back(handle);
     };
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {

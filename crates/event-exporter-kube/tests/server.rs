@@ -135,3 +135,66 @@ async fn shutdown_closes_idle_keep_alive_connections() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn slow_silent_and_too_many_clients_are_let_go() {
+    use event_exporter_kube::server::{ServeLimits, serve_with};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let health = Arc::new(Health::new(Duration::from_secs(300)));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let limits = ServeLimits {
+        max_connections: 16,
+        header_timeout: Duration::from_millis(300),
+        max_connection_time: Duration::from_secs(2),
+    };
+    let task = tokio::spawn(serve_with(
+        listener,
+        Arc::new(Source(Metrics::new("ee_"))),
+        Arc::clone(&health),
+        limits,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    // A slowloris crowd: 200 connections that send half a request line and wait.
+    let mut crowd = Vec::new();
+    for _ in 0..200 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let _ = s.write_all(b"GET /metr").await;
+        crowd.push(s);
+    }
+    // While they are there, a probe is answered: it takes the place of the oldest.
+    assert_eq!(request(addr, "GET", "/healthz").await.status, 200);
+    // Beyond the cap the oldest are closed at once, the others once the header timeout passes:
+    // every one of them ends, none is held.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        for s in &mut crowd {
+            let mut buf = [0u8; 64];
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "slow connections were held");
+    assert_eq!(request(addr, "GET", "/healthz").await.status, 200);
+    // A keep-alive connection left idle is let go too.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
+        let mut all = Vec::new();
+        idle.read_to_end(&mut all).await.map(|_| all)
+    })
+    .await
+    .expect("an idle keep-alive connection is closed")
+    .unwrap();
+    assert!(String::from_utf8_lossy(&closed).starts_with("HTTP/1.1 200"));
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

@@ -24,6 +24,27 @@ pub struct FileConfig {
     pub layout: Option<serde_yaml_ng::Value>,
 }
 
+/// What upstream finds out when it opens the file at start-up: the path is a file to append
+/// to, in a directory that exists.
+fn check_path(path: &std::path::Path) -> Result<(), String> {
+    let shown = || event_exporter_core::redact::excerpt(&path.display().to_string(), 200);
+    if path.is_dir() {
+        return Err(format!("`{}` is a directory", shown()));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!(
+            "`{}`: the directory `{}` does not exist",
+            shown(),
+            event_exporter_core::redact::excerpt(&dir.display().to_string(), 200)
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn build(
     ctx: &BuildContext<'_>,
     spec: &serde_yaml_ng::Value,
@@ -31,6 +52,9 @@ pub(crate) fn build(
     let cfg: FileConfig = ctx.parse(spec).map_err(|e| vec![e])?;
     if cfg.path.as_os_str().is_empty() {
         return Err(vec![ctx.error("path: must not be empty")]);
+    }
+    if let Err(msg) = check_path(&cfg.path) {
+        return Err(vec![ctx.error(format!("path: {msg}"))]);
     }
     let encoding = Encoding::compile(ctx, cfg.layout.as_ref(), cfg.de_dot)?;
     Ok(Box::new(LineSink::new(

@@ -207,10 +207,14 @@ impl HttpClient {
             .map_err(|e| SendError::permanent(format!("{}: invalid request: {e}", target())))?;
         let client = self.client()?;
         let exchange = async {
-            let resp = client
-                .request(req)
-                .await
-                .map_err(|e| SendError::retryable(format!("{}: {}", target(), error_chain(&e))))?;
+            let resp = client.request(req).await.map_err(|e| {
+                let message = format!("{}: {}", target(), error_chain(&e));
+                if event_exporter_core::sink::out_of_descriptors(&e) {
+                    SendError::Local(message)
+                } else {
+                    SendError::retryable(message)
+                }
+            })?;
             let status = resp.status().as_u16();
             let retry_after = resp
                 .headers()

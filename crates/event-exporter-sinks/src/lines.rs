@@ -53,7 +53,16 @@ impl Output {
             }
             Self::File { path, file } => {
                 let io = |e: std::io::Error| {
-                    SendError::retryable(format!("writing {}: {e}", path.display()))
+                    let message = format!("writing {}: {e}", path.display());
+                    if event_exporter_core::sink::out_of_descriptors(&e) {
+                        SendError::Local(message)
+                    } else if is_permanent(&e) {
+                        // A directory, a missing directory, no permission: trying again
+                        // changes none of them.
+                        SendError::permanent(message)
+                    } else {
+                        SendError::retryable(message)
+                    }
                 };
                 let mut guard = file.lock().await;
                 if guard.is_none() {
@@ -84,6 +93,20 @@ impl Output {
         }
         Ok(())
     }
+}
+
+/// Whether a file error stays whatever is tried again (a disk full, an I/O error may pass).
+fn is_permanent(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        NotFound
+            | PermissionDenied
+            | IsADirectory
+            | NotADirectory
+            | ReadOnlyFilesystem
+            | InvalidInput
+    ) || matches!(e.raw_os_error(), Some(21 | 20 | 13 | 2 | 30))
 }
 
 /// Writes one JSON line per event to an output (standard output, or a file).

@@ -360,3 +360,61 @@ async fn discarding_abandons_the_delivery_in_hand_and_its_retries() {
     assert_eq!(stats[0].1.dropped, 2, "e1 queued and e0 in hand");
     assert_eq!(stats[0].1.sent, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn running_short_of_descriptors_never_uses_up_a_delivery() {
+    // Twenty attempts fail for want of a file descriptor (more than the 4 attempts and the
+    // minute the policy allows), two for the receiver's own reasons: the delivery is still
+    // sent, and the receiver's failures alone count against it.
+    let mut script: Vec<Result<(), SendError>> = (0..20)
+        .map(|_| {
+            Err(SendError::Local(
+                "connect: Too many open files (os error 24)".into(),
+            ))
+        })
+        .collect();
+    script.push(Err(SendError::retryable("HTTP 503")));
+    script.push(Err(SendError::retryable("HTTP 503")));
+    let sink = Scripted::new("a", script, None);
+    let d = Dispatcher::start(
+        router(&["a"]),
+        vec![Box::new(Shared(sink.clone()))],
+        options(8),
+    );
+    d.dispatch(event("short"));
+    let stats = d.shutdown(Duration::from_secs(3600)).await;
+    assert_eq!(
+        stats[0].1,
+        StatsSnapshot {
+            sent: 1,
+            retried: 22,
+            failed: 0,
+            dropped: 0
+        }
+    );
+    assert_eq!(sink.seen().len(), 23);
+}
+
+#[test]
+fn a_descriptor_shortage_is_recognised_in_an_error_chain() {
+    use event_exporter_core::sink::out_of_descriptors;
+    #[derive(Debug)]
+    struct Wrapper(std::io::Error);
+    impl std::fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("tcp connect error")
+        }
+    }
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    assert!(out_of_descriptors(&Wrapper(
+        std::io::Error::from_raw_os_error(24)
+    )));
+    assert!(out_of_descriptors(&std::io::Error::from_raw_os_error(23)));
+    assert!(!out_of_descriptors(&Wrapper(
+        std::io::Error::from_raw_os_error(111)
+    )));
+}

@@ -65,3 +65,38 @@ async fn file_receivers_append_one_json_line_per_event() {
     assert_eq!(whole_lines[2]["reason"], "R2");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_file_path_that_cannot_be_written_is_refused_then_not_retried() {
+    let dir = std::env::temp_dir().join(format!("ee-lines-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let build = |path: &std::path::Path| {
+        let yaml = format!(
+            "receivers:\n- name: a\n  file: {{path: '{}'}}\n",
+            path.display()
+        );
+        event_exporter_sinks::build_all(&Config::from_yaml(&yaml).unwrap())
+    };
+    let err = build(&dir).unwrap_err();
+    assert!(err[0].to_string().contains("is a directory"), "{err:?}");
+    let err = build(&dir.join("missing/events.jsonl")).unwrap_err();
+    assert!(err[0].to_string().contains("does not exist"), "{err:?}");
+    // A path that stops being writable after the start: given up at once, not retried.
+    let gone = dir.join("gone");
+    std::fs::create_dir_all(&gone).unwrap();
+    let sinks = build(&gone.join("events.jsonl")).unwrap();
+    std::fs::remove_dir_all(&gone).unwrap();
+    let cfg = Config::from_yaml("route:\n  match: [{receiver: a}]\n").unwrap();
+    let d = Dispatcher::start(
+        Router::compile(&cfg.route, &["a"]).unwrap(),
+        sinks,
+        DispatchOptions::default(),
+    );
+    d.dispatch_wait(Arc::new(
+        EnrichedEvent::from_json_str(r#"{"metadata":{"uid":"u"},"involvedObject":{}}"#).unwrap(),
+    ))
+    .await;
+    let stats = d.shutdown(Duration::from_secs(10)).await;
+    assert_eq!((stats[0].1.failed, stats[0].1.retried), (1, 0), "{stats:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -105,6 +105,25 @@ mod events {
         }
     }
 
+    /// A shortage of this process (no file descriptor left): retried as long as it lasts,
+    /// said at warn once per delivery.
+    pub(super) fn short_of_resources(
+        stats: &ReceiverStats,
+        sink: &dyn Sink,
+        delivery: &Delivery,
+        error: &SendError,
+        wait: Duration,
+        first: bool,
+    ) {
+        stats.retried.fetch_add(1, Ordering::Relaxed);
+        let (error, _) = describe(error, sink.secrets());
+        if first {
+            tracing::warn!(receiver = sink.name(), delivery = %delivery.id, %error, ?wait, "this process is short of file descriptors; retrying the delivery until it is not (it is not given up for this)");
+        } else {
+            tracing::debug!(receiver = sink.name(), delivery = %delivery.id, %error, ?wait, "still short of file descriptors; retrying");
+        }
+    }
+
     pub(super) fn given_up(
         stats: &ReceiverStats,
         sink: &dyn Sink,
@@ -248,6 +267,8 @@ async fn attempts(
 ) {
     let started = tokio::time::Instant::now();
     let mut failures = 0u32;
+    // Time spent waiting out this process's own shortages: not the delivery's time.
+    let mut short = (0u32, Duration::ZERO);
     loop {
         // A sink that panics fails this delivery, not the receiver: later deliveries are
         // still sent, and every one is accounted for.
@@ -260,9 +281,17 @@ async fn attempts(
                 events::sent(stats);
                 return;
             }
+            Err(error) if error.is_local() => {
+                short.0 += 1;
+                let wait = policy.backoff(short.0, jitter());
+                events::short_of_resources(stats, sink, delivery, &error, wait, short.0 == 1);
+                tokio::time::sleep(wait).await;
+                short.1 += wait;
+            }
             Err(error) => {
                 failures += 1;
-                match policy.decide(&error, failures, started.elapsed(), jitter()) {
+                let elapsed = started.elapsed().saturating_sub(short.1);
+                match policy.decide(&error, failures, elapsed, jitter()) {
                     Decision::RetryAfter(wait) => {
                         events::retrying(stats, sink, delivery, &error, wait);
                         tokio::time::sleep(wait).await;
