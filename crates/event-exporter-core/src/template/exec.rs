@@ -465,6 +465,9 @@ impl<'t> State<'t, '_> {
             return Ok(v);
         }
         let total = args.len() + usize::from(fin.is_some());
+        // Checked when the template loads where it can be; here whatever the path (Go checks
+        // it here).
+        funcs::check_arity(f.func, total).map_err(|message| ExecError { span, message })?;
         let wrap = |e: String| ExecError {
             span,
             message: format!("error calling {}: {e}", funcs::name(f.func)),

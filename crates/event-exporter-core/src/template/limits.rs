@@ -18,8 +18,9 @@ pub const MAX_OUTPUT: usize = 8 << 20;
 /// The steps of work one render may take: every action, command, `range` iteration and function
 /// call is one, and a function's result costs one more per element (lists, dicts) or per 16
 /// bytes (strings) it holds. The seed app's templates take fewer than 100; `toJson .` of a large
-/// event a few hundred. At most a few tenths of a second of CPU.
-pub const MAX_STEPS: u64 = 4_000_000;
+/// event a few hundred. At most a few tenths of a second of CPU, and what the render builds
+/// stays in the tens of megabytes.
+pub const MAX_STEPS: u64 = 1_000_000;
 
 /// How deeply the lists and dicts a template builds may nest (`dict "a" (dict "b" ...)`).
 pub const MAX_VALUE_DEPTH: usize = 100;

@@ -760,6 +760,24 @@ impl<'s> Parser<'s> {
             // The pipeline reports "non executable command".
             return Ok((Cmd { args, span }, Ty::Unknown));
         }
+        // A function that is an operand, not the command (`len printf`, `printf.Field`), is
+        // called without arguments.
+        for (i, arg) in args.iter().enumerate() {
+            let called_bare = match arg {
+                Arg::Func(f, _) if i > 0 => Some(f),
+                Arg::Chain(base, _, _) => match &**base {
+                    Arg::Func(f, _) => Some(f),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(f) = called_bare {
+                funcs::check_arity(f.func, 0).map_err(|m| ParseError {
+                    pos: start,
+                    message: m,
+                })?;
+            }
+        }
         // Static checks of the first operand with arguments.
         let ty = match &args[0] {
             Arg::Func(f, _) => {

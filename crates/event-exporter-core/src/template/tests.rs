@@ -919,9 +919,10 @@ fn output_and_work_are_bounded() {
             r#"{{ wrapWith 1 (repeat 1000 "-") (repeat 100000 "x ") }}"#,
             "larger than 8 MiB",
         ),
+        // Doubling a string: what it holds costs steps (one per 16 bytes) before it is 8 MiB.
         (
             r#"{{ $s := "x" }}{{ range until 40 }}{{ $s = cat $s $s }}{{ end }}"#,
-            "larger than 8 MiB",
+            "steps",
         ),
         (
             r#"{{ printf "%1000000d%1000000d%1000000d%1000000d%1000000d%1000000d%1000000d%1000000d%1000000d" 1 2 3 4 5 6 7 8 9 }}"#,
@@ -946,4 +947,23 @@ fn output_and_work_are_bounded() {
         let msg = render_err(src);
         assert!(msg.contains(bound), "{src}: {msg}");
     }
+}
+
+#[test]
+fn a_function_used_as_an_operand_is_called_without_arguments() {
+    // Found by fuzzing: these called `printf` with no arguments and panicked.
+    for src in [
+        "{{ printf.EventTime }}",
+        "{{ len printf }}",
+        "{{ (printf).Reason }}",
+        "{{ .Reason | printf.X }}",
+    ] {
+        let e = parse_err(src);
+        assert!(
+            e.message.contains("wrong number of args for printf"),
+            "{src}: {e}"
+        );
+    }
+    // One that takes no arguments is fine there.
+    assert!(render("{{ len now.String }}").parse::<usize>().is_ok());
 }
