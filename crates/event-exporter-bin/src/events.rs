@@ -76,9 +76,24 @@ pub(crate) fn read(path: &Path, cluster_name: &str) -> anyhow::Result<Records> {
     Ok(Records { rx })
 }
 
+/// Hands records on, numbering them.
+struct Out<F> {
+    send: F,
+    index: usize,
+}
+
+impl<F: FnMut(Record) -> bool> Out<F> {
+    /// Sends the next record; false once nobody wants more.
+    fn emit(&mut self, event: Result<EnrichedEvent, String>) -> bool {
+        let index = self.index;
+        self.index += 1;
+        (self.send)(Record { index, event })
+    }
+}
+
 /// Parses `input`, calling `send` with each record until it returns false.
-pub(crate) fn parse(mut input: impl BufRead, mut send: impl FnMut(Record) -> bool) {
-    let mut index = 0usize;
+pub(crate) fn parse(mut input: impl BufRead, send: impl FnMut(Record) -> bool) {
+    let mut out = Out { send, index: 0 };
     let mut lineno = 0usize;
     // JSON lines until the first non-empty line turns out not to be a whole JSON value: then
     // the input is one document (a pretty-printed event, a List), from that line on.
@@ -89,61 +104,44 @@ pub(crate) fn parse(mut input: impl BufRead, mut send: impl FnMut(Record) -> boo
             Ok(Line::Text(line)) => line,
             Ok(Line::TooLong) => {
                 let error = format!("line {lineno}: longer than {} MiB", MAX_RECORD >> 20);
-                if !send(Record {
-                    index,
-                    event: Err(error),
-                }) {
+                if !out.emit(Err(error)) {
                     return;
                 }
-                index += 1;
                 continue;
             }
             Err(e) => {
-                send(Record {
-                    index,
-                    event: Err(format!("line {lineno}: reading: {e}")),
-                });
+                out.emit(Err(format!("line {lineno}: reading: {e}")));
                 return;
             }
         };
         let text = match std::str::from_utf8(&line) {
             Ok(t) => t,
             Err(e) => {
-                let error = format!(
-                    "line {lineno}: not UTF-8 (byte {} of the line)",
-                    e.valid_up_to() + 1
-                );
-                if !send(Record {
-                    index,
-                    event: Err(error),
-                }) {
+                let at = e.valid_up_to() + 1;
+                if !out.emit(Err(format!(
+                    "line {lineno}: not UTF-8 (byte {at} of the line)"
+                ))) {
                     return;
                 }
-                index += 1;
                 continue;
             }
         };
         if text.trim().is_empty() {
             continue;
         }
-        if index == 0 && serde_json::from_str::<IgnoredAny>(text).is_err_and(|e| e.is_eof()) {
+        if out.index == 0 && serde_json::from_str::<IgnoredAny>(text).is_err_and(|e| e.is_eof()) {
             // A value that goes on past its line: a document.
             let rest = std::io::Cursor::new(line).chain(input);
-            document(rest, send);
+            document(rest, out.send);
             return;
         }
         let value = match serde_json::from_str::<serde_json::Value>(text) {
             Ok(v) => v,
             Err(e) => {
                 let e = event_exporter_core::event::EventParseError::from(e);
-                let error = format!("line {lineno}: {}", brief(&e));
-                if !send(Record {
-                    index,
-                    event: Err(error),
-                }) {
+                if !out.emit(Err(format!("line {lineno}: {}", brief(&e)))) {
                     return;
                 }
-                index += 1;
                 continue;
             }
         };
@@ -152,19 +150,17 @@ pub(crate) fn parse(mut input: impl BufRead, mut send: impl FnMut(Record) -> boo
             for (i, item) in items.iter().enumerate() {
                 let event = EnrichedEvent::from_json_value(item)
                     .map_err(|e| format!("line {lineno}: items[{i}]: {}", brief(&e)));
-                if !send(Record { index, event }) {
+                if !out.emit(event) {
                     return;
                 }
-                index += 1;
             }
             continue;
         }
         let event = EnrichedEvent::from_json_value(&value)
             .map_err(|e| format!("line {lineno}: {}", brief(&e)));
-        if !send(Record { index, event }) {
+        if !out.emit(event) {
             return;
         }
-        index += 1;
     }
 }
 

@@ -225,6 +225,24 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// A webhook receiver recording every JSON body it accepts.
+async fn hook_collector() -> (Arc<Mutex<Vec<Value>>>, std::net::SocketAddr) {
+    let hooks: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let recorded = Arc::clone(&hooks);
+    let addr = support::serve(move |req: support::Incoming| {
+        let hooks = Arc::clone(&recorded);
+        async move {
+            hooks
+                .lock()
+                .unwrap()
+                .push(serde_json::from_str(&req.body).unwrap());
+            support::text_reply(200, "ok")
+        }
+    })
+    .await;
+    (hooks, addr)
+}
+
 fn configmap_data(cluster: &Cluster, ns: &str, name: &str, key: &str) -> Option<String> {
     cluster
         .get_object("v1", "ConfigMap", Some(ns), name)
@@ -243,21 +261,7 @@ async fn the_seed_flow_from_kubectl_to_a_slack_thread_survives_a_restart() {
         "metadata": {"name": "test01", "namespace": "org-giantswarm", "labels": {"team": "upgrades"}}
     }));
     let slack = FakeSlack::start("xoxb-test", &[("#upgrades", "C0UPGRADES")]).await;
-    let hooks: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let hook_addr = {
-        let hooks = Arc::clone(&hooks);
-        support::serve(move |req: support::Incoming| {
-            let hooks = Arc::clone(&hooks);
-            async move {
-                hooks
-                    .lock()
-                    .unwrap()
-                    .push(serde_json::from_str(&req.body).unwrap());
-                support::text_reply(200, "ok")
-            }
-        })
-        .await
-    };
+    let (hooks, hook_addr) = hook_collector().await;
 
     let dir = temp_dir("seed");
     let kubeconfig = dir.join("kubeconfig");
@@ -451,21 +455,7 @@ fn a_bad_config_is_refused_before_anything_starts() {
 async fn a_crowd_on_the_operations_port_costs_no_delivery_and_no_probe() {
     let api = FakeApiServer::start().await.unwrap();
     let cluster = api.cluster();
-    let hooks: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let hook_addr = {
-        let hooks = Arc::clone(&hooks);
-        support::serve(move |req: support::Incoming| {
-            let hooks = Arc::clone(&hooks);
-            async move {
-                hooks
-                    .lock()
-                    .unwrap()
-                    .push(serde_json::from_str(&req.body).unwrap());
-                support::text_reply(200, "ok")
-            }
-        })
-        .await
-    };
+    let (hooks, hook_addr) = hook_collector().await;
     let dir = temp_dir("crowd");
     let kubeconfig = dir.join("kubeconfig");
     api.write_kubeconfig(&kubeconfig).unwrap();

@@ -77,30 +77,41 @@ fn err<T>(span: (usize, usize), message: impl Into<String>) -> XResult<T> {
 }
 
 /// A bound reached at `span`.
+#[cold]
 fn bound<T>(span: (usize, usize), b: Bound) -> XResult<T> {
     err(span, b.to_string())
 }
 
+/// The step budget used up at `span`.
+#[cold]
+fn out_of_fuel<T>(span: (usize, usize)) -> XResult<T> {
+    err(span, super::limits::out_of_steps())
+}
+
 impl<'t> State<'t, '_> {
     /// Spends `steps` of the render's budget.
+    #[inline]
     fn charge(&mut self, span: (usize, usize), steps: u64) -> XResult<()> {
-        self.fuel
-            .charge(steps)
-            .map_err(|message| ExecError { span, message })
+        if self.fuel.try_spend(steps) {
+            Ok(())
+        } else {
+            out_of_fuel(span)
+        }
     }
 
-    /// Errs once this render's output is larger than [`MAX_OUTPUT`].
-    fn check_output(&self, span: (usize, usize)) -> XResult<()> {
-        if self.out.len() - self.start > MAX_OUTPUT {
-            return bound(span, Bound::Size);
-        }
-        Ok(())
+    /// Whether this render's output is larger than [`MAX_OUTPUT`].
+    #[inline]
+    fn output_too_large(&self) -> bool {
+        self.out.len() - self.start > MAX_OUTPUT
     }
 
     /// Prints `v` as an action's result.
-    fn print(&mut self, v: &Value<'t>, span: (usize, usize)) -> XResult<()> {
-        v.print_template(self.out).or_else(|b| bound(span, b))?;
-        self.check_output(span)
+    fn print(&mut self, v: &Value<'t>, pipe: &Pipe) -> XResult<()> {
+        match v.print_template(self.out) {
+            Ok(()) if !self.output_too_large() => Ok(()),
+            Ok(()) => bound(pipe_span(pipe), Bound::Size),
+            Err(b) => bound(pipe_span(pipe), b),
+        }
     }
 
     fn get_var(&self, slot: usize) -> Value<'t> {
@@ -141,25 +152,25 @@ impl<'t> State<'t, '_> {
     }
 
     fn walk_list_inner(&mut self, dot: &Value<'t>, list: &'t List) -> XResult<Flow> {
+        // One step per node, paid for the whole list at once (a `range` pays it per iteration).
+        self.charge((0, 0), list.len() as u64)?;
         for node in list {
             match self.walk(dot, node)? {
                 Flow::Normal => {}
                 f => return Ok(f),
             }
         }
+        // Text adds at most the list's own text per pass: checked once per list.
+        if self.output_too_large() {
+            return bound((0, 0), Bound::Size);
+        }
         Ok(Flow::Normal)
     }
 
     fn walk(&mut self, dot: &Value<'t>, node: &'t Node) -> XResult<Flow> {
         match node {
-            Node::Text(t) => {
-                self.charge((0, 0), 1)?;
-                self.out.push_str(t);
-                self.check_output((0, 0))?;
-            }
+            Node::Text(t) => self.out.push_str(t),
             Node::Print(d, pipe) => {
-                let span = pipe_span(pipe);
-                self.charge(span, 1)?;
                 if let Value::Obj {
                     obj: Obj::Event(e), ..
                 } = dot
@@ -167,19 +178,21 @@ impl<'t> State<'t, '_> {
                     match d.value(*e) {
                         Value::Str(s) => {
                             self.out.push_str(s);
-                            self.check_output(span)?;
+                            if self.output_too_large() {
+                                return bound(pipe_span(pipe), Bound::Size);
+                            }
                         }
-                        v => self.print(&v, span)?,
+                        v => self.print(&v, pipe)?,
                     }
                 } else {
                     let v = self.eval_pipeline(dot, pipe)?;
-                    self.print(&v, span)?;
+                    self.print(&v, pipe)?;
                 }
             }
             Node::Action(pipe) => {
                 let v = self.eval_pipeline(dot, pipe)?;
                 if pipe.decl.is_empty() {
-                    self.print(&v, pipe_span(pipe))?;
+                    self.print(&v, pipe)?;
                 }
             }
             Node::If(c) => {

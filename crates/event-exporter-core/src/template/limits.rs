@@ -84,6 +84,21 @@ impl Fuel {
         Self { left: MAX_STEPS }
     }
 
+    /// Spends `steps`; false (and nothing left) once the budget is used up.
+    #[inline]
+    pub(crate) fn try_spend(&mut self, steps: u64) -> bool {
+        match self.left.checked_sub(steps) {
+            Some(left) => {
+                self.left = left;
+                true
+            }
+            None => {
+                self.left = 0;
+                false
+            }
+        }
+    }
+
     /// Spends `steps`; an error once the budget is used up.
     pub(crate) fn charge(&mut self, steps: u64) -> Result<(), String> {
         match self.left.checked_sub(steps) {

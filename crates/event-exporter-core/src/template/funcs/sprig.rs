@@ -305,21 +305,39 @@ thread_local! {
     static REGEX_CACHE: RefCell<HashMap<String, Option<Regex>>> = RefCell::new(HashMap::new());
 }
 
+/// Patterns cached per thread (templates use a few fixed ones; a pattern built from event data
+/// changes with each event, and must not pile up).
+const REGEX_CACHE_SIZE: usize = 64;
+
+/// The longest pattern compiled, and the most memory its compiled program and lazy DFA may take:
+/// a pattern can come from event data (`regexFind (printf "%s.*" .Reason) .Message`).
+const MAX_PATTERN: usize = 4096;
+const REGEX_MEMORY: usize = 1 << 20;
+
 /// Compiles (and caches) a Go RE2 pattern.
 fn regex(pattern: &str) -> Result<Regex, String> {
+    let refused = || {
+        let shown = crate::redact::excerpt(pattern, crate::redact::BRIEF);
+        format!("error parsing regexp: {shown:?}")
+    };
+    if pattern.len() > MAX_PATTERN {
+        return Err(refused());
+    }
     REGEX_CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if let Some(r) = c.get(pattern) {
-            return r
-                .clone()
-                .ok_or_else(|| format!("error parsing regexp: {pattern:?}"));
+            return r.clone().ok_or_else(refused);
         }
-        let r = Regex::new(pattern).ok();
-        if c.len() > 256 {
+        let r = regex::RegexBuilder::new(pattern)
+            .size_limit(REGEX_MEMORY)
+            .dfa_size_limit(REGEX_MEMORY)
+            .build()
+            .ok();
+        if c.len() >= REGEX_CACHE_SIZE {
             c.clear();
         }
         c.insert(pattern.to_owned(), r.clone());
-        r.ok_or_else(|| format!("error parsing regexp: {pattern:?}"))
+        r.ok_or_else(refused)
     })
 }
 
