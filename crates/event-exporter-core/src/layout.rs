@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::event::Event;
-use crate::template::{MAX_OUTPUT, RenderError, Template, TemplateError};
+use crate::template::{Budget, MAX_OUTPUT, RenderError, Template, TemplateError};
 
 /// A compiled layout.
 #[derive(Debug, Clone)]
@@ -129,7 +129,7 @@ impl Layout {
     /// Renders the layout for `event`. Like one template, a whole layout renders at most
     /// [`MAX_OUTPUT`] bytes.
     pub fn render(&self, event: Event<'_>) -> Result<serde_json::Value, LayoutRenderError> {
-        self.render_at(event, &mut String::new(), &mut 0)
+        self.render_at(event, &mut String::new(), &mut 0, &mut Budget::new())
     }
 
     /// Renders the layout for `event` straight into JSON text, exactly as
@@ -142,7 +142,10 @@ impl Layout {
         scratch: &mut String,
     ) -> Result<(), LayoutRenderError> {
         let start = out.len();
-        if self.write_into(event, out, scratch).is_err() {
+        if self
+            .write_into(event, out, scratch, &mut Budget::new())
+            .is_err()
+        {
             // Errors are rare: render again the slow way to say where it failed (or, should
             // that succeed, to write its result instead of the half-written one).
             out.truncate(start);
@@ -152,16 +155,18 @@ impl Layout {
         Ok(())
     }
 
+    /// `budget`: the steps the whole layout may take (its templates share them).
     fn write_into(
         &self,
         event: Event<'_>,
         out: &mut String,
         scratch: &mut String,
+        budget: &mut Budget,
     ) -> Result<(), RenderError> {
         match self {
             Layout::Template(t) => {
                 scratch.clear();
-                t.render(event, scratch)?;
+                t.render_with(event, scratch, budget)?;
                 crate::gojson::write_string(scratch, out);
                 if out.len() > MAX_OUTPUT {
                     return Err(too_large());
@@ -176,7 +181,7 @@ impl Layout {
                     }
                     crate::gojson::write_string(k, out);
                     out.push(':');
-                    v.write_into(event, out, scratch)?;
+                    v.write_into(event, out, scratch, budget)?;
                 }
                 out.push('}');
             }
@@ -186,7 +191,7 @@ impl Layout {
                     if i > 0 {
                         out.push(',');
                     }
-                    v.write_into(event, out, scratch)?;
+                    v.write_into(event, out, scratch, budget)?;
                 }
                 out.push(']');
             }
@@ -195,12 +200,14 @@ impl Layout {
         Ok(())
     }
 
-    /// `total`: the bytes the layout's templates have rendered so far.
+    /// `total`: the bytes the layout's templates have rendered so far; `budget`: the steps
+    /// they may still take.
     fn render_at(
         &self,
         event: Event<'_>,
         place: &mut String,
         total: &mut usize,
+        budget: &mut Budget,
     ) -> Result<serde_json::Value, LayoutRenderError> {
         Ok(match self {
             Layout::Template(t) => {
@@ -208,7 +215,8 @@ impl Layout {
                     place: format!("layout{place}"),
                     source,
                 };
-                let text = t.render_to_string(event).map_err(error)?;
+                let mut text = String::new();
+                t.render_with(event, &mut text, budget).map_err(error)?;
                 *total += text.len();
                 if *total > MAX_OUTPUT {
                     return Err(error(too_large()));
@@ -221,7 +229,7 @@ impl Layout {
                     let len = place.len();
                     place.push('.');
                     place.push_str(k);
-                    let rendered = v.render_at(event, place, total);
+                    let rendered = v.render_at(event, place, total, budget);
                     place.truncate(len);
                     out.insert(k.clone(), rendered?);
                 }
@@ -232,7 +240,7 @@ impl Layout {
                 for (i, v) in items.iter().enumerate() {
                     let len = place.len();
                     let _ = write!(place, "[{i}]");
-                    let rendered = v.render_at(event, place, total);
+                    let rendered = v.render_at(event, place, total, budget);
                     place.truncate(len);
                     out.push(rendered?);
                 }
@@ -270,5 +278,22 @@ mod tests {
             .write_json(event.view(), &mut out, &mut String::new())
             .expect_err("too large");
         assert!(err.to_string().contains("more than 8 MiB"), "{err}");
+    }
+
+    #[test]
+    fn a_layouts_templates_share_one_step_budget() {
+        // Each alone takes about half the budget; three together take more than all of it.
+        let busy = r#"'{{ range until 100000 }}{{ . }}{{ end }}'"#;
+        let yaml: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&format!("{{a: {busy}, b: {busy}, c: {busy}}}")).unwrap();
+        let layout = Layout::compile(&yaml, "layout").expect("compiles");
+        let event = EnrichedEvent::default();
+        let err = layout
+            .write_json(event.view(), &mut String::new(), &mut String::new())
+            .expect_err("over budget");
+        assert!(err.to_string().contains("steps"), "{err}");
+        let one: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!("{{a: {busy}}}")).unwrap();
+        let one = Layout::compile(&one, "layout").expect("compiles");
+        assert!(one.render(event.view()).is_ok());
     }
 }

@@ -1,4 +1,4 @@
-//! API clients with a deadline on every request.
+//! API clients with a deadline, and a size bound, on every request.
 //!
 //! kube's client times out connecting and writing, not reading: an API server that accepts a
 //! request and never answers it, sends half a body or drips it, holds the caller forever. The
@@ -27,6 +27,15 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the API server did not answer within {0:?}")]
 pub struct TimedOut(pub Duration);
+
+/// The largest answer to a request that is not a watch: a list page of 500 events is a few
+/// MiB; a watch bounds its lines itself (see [`crate::watch::MAX_WATCH_LINE`]).
+pub const MAX_ANSWER: usize = 64 << 20;
+
+/// An answer larger than [`MAX_ANSWER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the API server's answer is larger than {} MiB", MAX_ANSWER >> 20)]
+pub struct TooLarge;
 
 /// Bounds each request by a deadline (see the module docs).
 #[derive(Debug, Clone, Copy)]
@@ -94,15 +103,19 @@ where
             Ok(response.map(|inner| DeadlineBody {
                 inner,
                 deadline: body_deadline,
+                left: if watch { usize::MAX } else { MAX_ANSWER },
             }))
         })
     }
 }
 
-/// A response body that fails once its request's deadline has passed.
+/// A response body that fails once its request's deadline has passed, or it has grown larger
+/// than [`MAX_ANSWER`] (watches aside).
 pub struct DeadlineBody<B> {
     inner: B,
     deadline: Option<(Pin<Box<Sleep>>, Duration)>,
+    /// Bytes it may still bring.
+    left: usize,
 }
 
 impl<B> std::fmt::Debug for DeadlineBody<B> {
@@ -130,6 +143,14 @@ where
             return Poll::Ready(Some(Err(Box::new(TimedOut(limit)))));
         }
         let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref))
+            && let Some(data) = data
+        {
+            match self.left.checked_sub(data.len()) {
+                Some(left) => self.left = left,
+                None => return Poll::Ready(Some(Err(Box::new(TooLarge)))),
+            }
+        }
         Poll::Ready(frame.map(|f| f.map_err(Into::into)))
     }
 

@@ -797,7 +797,8 @@ fn decide(
             if let Some(s) = streams.get_mut(stream) {
                 s.listed = true;
             }
-            recovered(streams, health, stream);
+            // A completed list is not recovery: a server that answers every list and then a
+            // 410 never streams. An update, or a watch that stays open, is.
             if streams.iter().all(|s| s.listed) {
                 health.watch_established();
             }

@@ -117,7 +117,7 @@ struct HealthState {
 ///
 /// Call [`Health::watch_established`] when every watch stream has its initial list,
 /// [`Health::watch_failed`] when a stream fails and [`Health::watch_recovered`] when it works
-/// again (it listed, delivered an update, or its watch stayed open); these are not per-event
+/// again (it delivered an update, or its watch stayed open); these are not per-event
 /// calls. A stream that keeps failing — an API server that refuses, hangs or answers with
 /// nothing — makes the process unhealthy once its failure has lasted longer than the bound,
 /// however far apart its retries are. Time is [`tokio::time::Instant`].

@@ -11,8 +11,8 @@
 //! - a watch that ends at once without an event (a server answering `200` with an empty
 //!   body) is a failure like any other, not a reason to watch again at once;
 //! - the backoff after a failure (800 ms doubling to 30 s, with jitter) is reset only by
-//!   progress — a watch event or bookmark, or a watch that stayed open — never by merely
-//!   starting another attempt;
+//!   progress — an update delivered, or a watch that stayed open — never by merely starting
+//!   another attempt, completing a list or receiving a bookmark;
 //! - every failure is an item ([`WatchError`], its server-supplied text cut to a short,
 //!   escaped excerpt), so that it is counted and logged once; the stream never ends.
 //!
@@ -169,8 +169,14 @@ impl WatchSettings {
 /// kube-runtime's default `timeoutSeconds` of a watch request.
 const DEFAULT_WATCH_TIMEOUT: u32 = 290;
 
-/// A watch that has stayed open this long after a failure counts as recovered.
+/// A watch that has stayed open this long (or half its timeout, if that is shorter) after a
+/// failure counts as recovered.
 const RECOVERED_AFTER: Duration = Duration::from_secs(10);
+
+/// Pages of one list at most (500 each: 50 million events), and empty pages in a row at most
+/// (a field selector can make the server answer some empty pages; a thousand is not listing).
+const MAX_LIST_PAGES: usize = 100_000;
+const MAX_EMPTY_PAGES: usize = 1_000;
 
 /// How much of a server's text an error quotes.
 const EXCERPT: usize = 300;
@@ -203,8 +209,8 @@ pub enum WatchStep {
     /// An object was deleted.
     Deleted(WatchedEvent),
     /// After a failure, the stream works again without having had anything to deliver: its
-    /// watch has stayed open for a while. (A list completing or an object arriving says so
-    /// too.)
+    /// watch has stayed open for a while. (An update arriving says so too; a list completing
+    /// does not.)
     Recovered,
 }
 
@@ -220,9 +226,12 @@ pub enum WatchError {
     /// A list answer that is not an event list.
     #[error("listing events: the answer is not an event list: {0}")]
     Decode(String),
-    /// A list answer without a resourceVersion to watch from.
-    #[error("listing events: the answer has no resourceVersion")]
+    /// A list answer, or a watched object, without a resourceVersion.
+    #[error("the API server's answer has no resourceVersion")]
     NoResourceVersion,
+    /// A list that went on for too many pages (or empty pages).
+    #[error("listing events: {0} pages and still not done; starting over")]
+    EndlessList(usize),
     /// A watch request failed.
     #[error("starting the watch: {0}")]
     WatchStart(String),
@@ -269,8 +278,8 @@ fn is_gone(e: &kube::Error) -> bool {
 /// One item of the merged watch: which stream, and what it said.
 pub type WatchItem = (usize, Result<WatchStep, WatchError>);
 
-/// What a watch delivers: kube's decoded watch lines.
-pub(crate) type Events = BoxStream<'static, kube::Result<WatchEvent<WatchedEvent>>>;
+/// What a watch delivers: its decoded lines.
+pub(crate) type Events = BoxStream<'static, Result<WatchEvent<WatchedEvent>, WatchError>>;
 
 /// What a stream asks of the API server. [`Target`] asks the real one; the tests script one.
 pub(crate) trait Source: Send + Sync {
@@ -326,6 +335,8 @@ enum State {
         continue_token: Option<String>,
         page: VecDeque<WatchedEvent>,
         resource_version: Option<String>,
+        /// Pages fetched, and how many of the last ones in a row were empty.
+        pages: (usize, usize),
     },
     /// Listed up to `resource_version`: the next step starts a watch from there.
     Listed { resource_version: String },
@@ -333,7 +344,7 @@ enum State {
         resource_version: String,
         stream: Events,
         since: Instant,
-        /// Whether it has delivered anything (a bookmark included).
+        /// Whether it has delivered an update (bookmarks do not count).
         delivered: bool,
     },
 }
@@ -437,16 +448,104 @@ impl Source for Target {
             .map_err(|e| WatchError::WatchStart(e.to_string()))?;
         let answered = tokio::time::timeout(
             self.settings.request_timeout,
-            self.client.request_events::<WatchedEvent>(request),
+            self.client.request_stream(request),
         )
         .await
         .map_err(|_| WatchError::WatchStartTimeout(self.settings.request_timeout))?;
         match answered {
-            Ok(stream) => Ok(stream.boxed()),
+            Ok(body) => Ok(watch_lines(body).boxed()),
             Err(e) if is_gone(&e) => Err(WatchError::Expired),
             Err(e) => Err(WatchError::WatchStart(kube_error(&e))),
         }
     }
+}
+
+/// The longest watch line read: a Kubernetes object is at most 1.5 MiB.
+pub const MAX_WATCH_LINE: usize = 16 << 20;
+
+/// One line of a watch body, never holding more than [`MAX_WATCH_LINE`] bytes of it.
+enum Line {
+    Text(Vec<u8>),
+    TooLong,
+    End,
+}
+
+async fn read_line(body: &mut (impl futures::AsyncBufRead + Unpin)) -> std::io::Result<Line> {
+    use futures::AsyncBufReadExt as _;
+    let mut line = Vec::new();
+    let (mut any, mut too_long) = (false, false);
+    loop {
+        let buf = body.fill_buf().await?;
+        if buf.is_empty() {
+            break;
+        }
+        any = true;
+        let newline = buf.iter().position(|b| *b == b'\n');
+        let chunk = &buf[..newline.unwrap_or(buf.len())];
+        if !too_long {
+            if line.len() + chunk.len() > MAX_WATCH_LINE {
+                too_long = true;
+                line = Vec::new();
+            } else {
+                line.extend_from_slice(chunk);
+            }
+        }
+        let used = newline.map_or(buf.len(), |i| i + 1);
+        body.consume_unpin(used);
+        if newline.is_some() {
+            break;
+        }
+    }
+    Ok(match (any, too_long) {
+        (false, _) => Line::End,
+        (true, true) => Line::TooLong,
+        (true, false) => Line::Text(line),
+    })
+}
+
+/// The watch events of a watch body, one per line (what kube's `request_events` does, with a
+/// bound on a line: a server sending bytes without a newline does not fill the memory).
+fn watch_lines(
+    body: impl futures::AsyncBufRead + Unpin + Send + 'static,
+) -> impl Stream<Item = Result<WatchEvent<WatchedEvent>, WatchError>> + Send {
+    futures::stream::unfold(Some(body), |body| async move {
+        let mut body = body?;
+        loop {
+            let line = match read_line(&mut body).await {
+                Ok(Line::End) => return None,
+                Ok(Line::TooLong) => {
+                    let e = WatchError::Watch(format!(
+                        "a line longer than {} MiB; skipped",
+                        MAX_WATCH_LINE >> 20
+                    ));
+                    return Some((Err(e), Some(body)));
+                }
+                Ok(Line::Text(line)) => line,
+                // The end of a watch that resumes (a chunked body cut short) ends it.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return None,
+                Err(e) => {
+                    let e = WatchError::Watch(excerpt(&e.to_string(), EXCERPT));
+                    return Some((Err(e), None));
+                }
+            };
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let item = serde_json::from_slice::<WatchEvent<WatchedEvent>>(&line).map_err(|e| {
+                match serde_json::from_slice::<kube::core::Status>(&line) {
+                    Ok(status) => WatchError::Status {
+                        code: status.code,
+                        message: excerpt(&status.message, EXCERPT),
+                    },
+                    Err(_) => WatchError::Watch(format!(
+                        "a line that is not a watch event: {}",
+                        excerpt(&e.to_string(), EXCERPT)
+                    )),
+                }
+            });
+            return Some((item, Some(body)));
+        }
+    })
 }
 
 impl<S: Source> Watcher<S> {
@@ -462,6 +561,7 @@ impl<S: Source> Watcher<S> {
                         continue_token: None,
                         page: VecDeque::new(),
                         resource_version: None,
+                        pages: (0, 0),
                     };
                     return Ok(WatchStep::Relist);
                 }
@@ -469,12 +569,14 @@ impl<S: Source> Watcher<S> {
                     continue_token,
                     mut page,
                     resource_version,
+                    pages,
                 } => {
                     if let Some(object) = page.pop_front() {
                         self.state = State::Listing {
                             continue_token,
                             page,
                             resource_version,
+                            pages,
                         };
                         return Ok(WatchStep::Listed(object));
                     }
@@ -494,10 +596,24 @@ impl<S: Source> Watcher<S> {
                     if resource_version.is_none() && continue_token.is_none() {
                         return self.fail(WatchError::NoResourceVersion);
                     }
+                    // A server that pages forever (or answers with empty pages that go on) is
+                    // not listing: stop asking.
+                    let empty_run = if list.items.is_empty() {
+                        pages.1 + 1
+                    } else {
+                        0
+                    };
+                    let pages = (pages.0 + 1, empty_run);
+                    if continue_token.is_some()
+                        && (pages.0 >= MAX_LIST_PAGES || pages.1 >= MAX_EMPTY_PAGES)
+                    {
+                        return self.fail(WatchError::EndlessList(pages.0));
+                    }
                     self.state = State::Listing {
                         continue_token,
                         page: list.items.into(),
                         resource_version,
+                        pages,
                     };
                 }
                 State::Listed { resource_version } => {
@@ -528,8 +644,8 @@ impl<S: Source> Watcher<S> {
                     let idle = timeout + settings.idle_margin;
                     // A failure is over once a watch has stayed open a while, even on a quiet
                     // cluster with nothing to deliver.
-                    let recovered_at =
-                        (self.failing && !delivered).then(|| since + RECOVERED_AFTER);
+                    let recovered_at = (self.failing && !delivered)
+                        .then(|| since + RECOVERED_AFTER.min(timeout / 2));
                     let next = tokio::select! {
                         biased;
                         next = tokio::time::timeout(idle, stream.next()) => next,
@@ -550,7 +666,15 @@ impl<S: Source> Watcher<S> {
                             // with nothing is a server that does not watch.
                             let long_enough = since.elapsed() * 2 >= timeout;
                             self.state = State::Listed { resource_version };
-                            if delivered || long_enough {
+                            if delivered {
+                                continue;
+                            }
+                            if long_enough {
+                                // A quiet watch that lasted: the stream works.
+                                if self.failing {
+                                    self.progress();
+                                    return Ok(WatchStep::Recovered);
+                                }
                                 continue;
                             }
                             return self.fail(WatchError::EndedAtOnce);
@@ -562,7 +686,7 @@ impl<S: Source> Watcher<S> {
                                 since,
                                 delivered,
                             };
-                            return self.fail(WatchError::Watch(kube_error(&e)));
+                            return self.fail(e);
                         }
                         Ok(Some(Ok(event))) => event,
                     };
@@ -570,13 +694,14 @@ impl<S: Source> Watcher<S> {
                     {
                         WatchEvent::Added(o) | WatchEvent::Modified(o) => (o, WatchStep::Applied),
                         WatchEvent::Deleted(o) => (o, WatchStep::Deleted),
+                        // A bookmark moves the resourceVersion on; it is not progress (a
+                        // server could send one per watch and close it, forever).
                         WatchEvent::Bookmark(bookmark) => {
-                            self.progress();
                             self.state = State::Watching {
                                 resource_version: bookmark.metadata.resource_version,
                                 stream,
                                 since,
-                                delivered: true,
+                                delivered,
                             };
                             continue;
                         }
@@ -602,6 +727,13 @@ impl<S: Source> Watcher<S> {
                         .clone()
                         .unwrap_or_default();
                     if rv.is_empty() {
+                        // Skipped; the watch goes on from where it was.
+                        self.state = State::Watching {
+                            resource_version,
+                            stream,
+                            since,
+                            delivered,
+                        };
                         return self.fail(WatchError::NoResourceVersion);
                     }
                     self.progress();
@@ -672,6 +804,8 @@ mod tests {
     /// What the scripted API server answers to one list page.
     enum ListAnswer {
         Page(Vec<WatchedEvent>, &'static str),
+        /// An empty page that says there is more.
+        EmptyMore,
         Fail,
     }
 
@@ -731,6 +865,15 @@ mod tests {
                         ..Default::default()
                     },
                     items,
+                }),
+                Some(ListAnswer::EmptyMore) => Ok(ObjectList {
+                    types: Default::default(),
+                    metadata: kube::core::ListMeta {
+                        resource_version: Some("7".into()),
+                        continue_: Some("more".into()),
+                        ..Default::default()
+                    },
+                    items: Vec::new(),
                 }),
                 Some(ListAnswer::Fail) | None => Err(WatchError::List("refused".into())),
             }
@@ -873,20 +1016,23 @@ mod tests {
             ],
         );
         let mut w = watcher(&source);
-        let got = steps(&mut w, 10).await;
+        let got = steps(&mut w, 11).await;
         let list_err = "err: listing events: refused";
         let watch_err = "err: starting the watch: refused";
+        let at_once = "err: the watch ended at once, without an event";
         assert_eq!(
             got,
             [
                 "relist", list_err, "relist", list_err, "relist", "done", "applied", watch_err,
-                watch_err, "applied"
+                at_once, watch_err, "applied"
             ]
         );
         let calls = source.calls.lock().unwrap().clone();
+        // A completed list is not progress: the watch's first failure waits 0.8 s because the
+        // event the first watch delivered reset the backoff. A bookmark followed by the end of
+        // the watch is no progress either: the waits go on growing.
         assert_eq!(secs(&calls, "list"), [0.0, 0.8, 2.4]);
-        // The bookmark of the third watch reset the backoff too: 0.8 s after each failure.
-        assert_eq!(secs(&calls, "watch"), [2.4, 2.4, 3.2, 3.2, 4.0]);
+        assert_eq!(secs(&calls, "watch"), [2.4, 2.4, 3.2, 4.8, 8.0]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -950,6 +1096,81 @@ mod tests {
             w.source.start.elapsed(),
             Duration::from_millis(800) + RECOVERED_AFTER
         );
+    }
+
+    fn bookmark(rv: &str) -> WatchEvent<WatchedEvent> {
+        WatchEvent::Bookmark(kube::core::watch::Bookmark {
+            types: Default::default(),
+            metadata: kube::core::watch::BookmarkMeta {
+                resource_version: rv.into(),
+                annotations: Default::default(),
+            },
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_answers_only_bookmarks_or_empty_pages_is_not_watched_in_a_hot_loop() {
+        // Watches that each bring one bookmark and end: a failure every time, waits growing.
+        let bookmark_then_end = |rv| WatchAnswer::Events(vec![bookmark(rv)], false);
+        let source = Scripted::new(
+            vec![ListAnswer::Page(Vec::new(), "7")],
+            vec![
+                bookmark_then_end("8"),
+                bookmark_then_end("9"),
+                bookmark_then_end("10"),
+                WatchAnswer::Events(vec![WatchEvent::Added(object("11"))], true),
+            ],
+        );
+        let mut w = watcher(&source);
+        let got = steps(&mut w, 6).await;
+        let at_once = "err: the watch ended at once, without an event";
+        assert_eq!(
+            got,
+            ["relist", "done", at_once, at_once, at_once, "applied"]
+        );
+        let calls = source.calls.lock().unwrap().clone();
+        assert_eq!(secs(&calls, "watch"), [0.0, 0.8, 2.4, 5.6]);
+
+        // Empty pages that always say there is more: the list is given up, and started over
+        // after a backoff.
+        let mut pages: Vec<ListAnswer> = (0..MAX_EMPTY_PAGES)
+            .map(|_| ListAnswer::EmptyMore)
+            .collect();
+        pages.push(ListAnswer::Page(Vec::new(), "7"));
+        let source = Scripted::new(pages, vec![WatchAnswer::Events(Vec::new(), true)]);
+        let mut w = watcher(&source);
+        let got = steps(&mut w, 4).await;
+        assert_eq!(
+            got,
+            [
+                "relist",
+                "err: listing events: 1000 pages and still not done; starting over",
+                "relist",
+                "done"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_watch_line_without_end_is_cut_not_held() {
+        let mut body = vec![b' '; MAX_WATCH_LINE + 1024];
+        body.extend_from_slice(b"\n");
+        body.extend_from_slice(
+            br#"{"type":"ADDED","object":{"metadata":{"name":"e","resourceVersion":"3"},"involvedObject":{}}}"#,
+        );
+        body.extend_from_slice(b"\nnot json\n");
+        let items: Vec<_> = watch_lines(futures::io::Cursor::new(body)).collect().await;
+        assert_eq!(items.len(), 3);
+        assert!(
+            matches!(&items[0], Err(WatchError::Watch(m)) if m.contains("longer than 16 MiB")),
+            "{:?}",
+            items[0]
+        );
+        assert!(matches!(
+            &items[1],
+            Ok(WatchEvent::Added(WatchedEvent::Event(_)))
+        ));
+        assert!(matches!(&items[2], Err(WatchError::Watch(m)) if m.contains("not a watch event")));
     }
 
     #[test]

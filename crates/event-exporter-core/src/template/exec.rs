@@ -34,7 +34,7 @@ struct State<'t, 'x> {
     out: &'x mut String,
     /// Where this render's output starts in `out`.
     start: usize,
-    fuel: Fuel,
+    fuel: &'x mut Fuel,
     frame: Vec<Value<'t>>,
     root: Value<'t>,
     depth: usize,
@@ -45,8 +45,13 @@ struct State<'t, 'x> {
 /// Maximum recursion of the evaluator (lists, pipelines and template calls together).
 const MAX_NEST: usize = 256;
 
-/// Renders `prog` against `event` into `out`.
-pub(crate) fn execute<'t>(prog: &'t Program, event: Event<'t>, out: &mut String) -> XResult<()> {
+/// Renders `prog` against `event` into `out`, spending from `fuel`.
+pub(crate) fn execute<'t>(
+    prog: &'t Program,
+    event: Event<'t>,
+    out: &mut String,
+    fuel: &mut Fuel,
+) -> XResult<()> {
     let root = Value::Obj {
         obj: Obj::Event(event),
         ptr: true,
@@ -57,14 +62,16 @@ pub(crate) fn execute<'t>(prog: &'t Program, event: Event<'t>, out: &mut String)
         prog,
         out,
         start,
-        fuel: Fuel::new(),
+        fuel,
         frame: Vec::new(),
         root: root.clone(),
         depth: 0,
         nest: 0,
     };
     if prog.nslots > 1 {
+        // Slot 0 is `$`: the event, whatever variables the template declares.
         st.frame = vec![Value::Missing; prog.nslots];
+        st.frame[0] = root.clone();
     }
     st.walk_list(&root, &prog.list).map(|_| ())
 }
@@ -446,7 +453,15 @@ impl<'t> State<'t, '_> {
                 if let Some(v) = fin.clone() {
                     argv.push(v);
                 }
-                field(&recv, f, &argv, true, span)?
+                // A method call (`.FirstTimestamp.Format $layout`): paid like a function's.
+                let given: u64 = argv.iter().map(Value::scan_weight).sum();
+                self.charge(span, 1 + given)?;
+                let result = field(&recv, f, &argv, true, span)?;
+                if let Some(s) = result.as_str() {
+                    check_len(s).or_else(|b| bound(span, b))?;
+                }
+                self.charge(span, result.weight())?;
+                result
             } else {
                 field(&recv, f, &[], false, span)?
             };
@@ -485,6 +500,8 @@ impl<'t> State<'t, '_> {
             span,
             message: format!("error calling {}: {e}", funcs::name(f.func)),
         };
+        // A function pays for the strings it is given (it may scan, hash or copy them); one
+        // that walks a list or a dict pays per element itself.
         let result = if total <= INLINE_ARGS {
             let mut buf: [Value<'t>; INLINE_ARGS] =
                 [Value::Nil, Value::Nil, Value::Nil, Value::Nil];
@@ -494,7 +511,9 @@ impl<'t> State<'t, '_> {
             if let Some(x) = fin {
                 buf[args.len()] = x;
             }
-            funcs::call(f, &mut buf[..total], &mut self.fuel).map_err(wrap)?
+            let given: u64 = buf[..total].iter().map(Value::scan_weight).sum();
+            self.charge(span, given)?;
+            funcs::call(f, &mut buf[..total], self.fuel).map_err(wrap)?
         } else {
             let mut argv = Vec::with_capacity(total);
             for a in args {
@@ -503,7 +522,9 @@ impl<'t> State<'t, '_> {
             if let Some(x) = fin {
                 argv.push(x);
             }
-            funcs::call(f, &mut argv, &mut self.fuel).map_err(wrap)?
+            let given: u64 = argv.iter().map(Value::scan_weight).sum();
+            self.charge(span, given)?;
+            funcs::call(f, &mut argv, self.fuel).map_err(wrap)?
         };
         // What the result holds is paid for, and no string may outgrow the output bound.
         if let Some(s) = result.as_str() {

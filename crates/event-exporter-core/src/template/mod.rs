@@ -36,6 +36,24 @@ mod value;
 
 pub use limits::{MAX_OUTPUT, MAX_STEPS, MAX_VALUE_DEPTH};
 
+/// The steps renders sharing it may still take ([`MAX_STEPS`] at first): what one layout's
+/// templates spend together.
+#[derive(Debug)]
+pub struct Budget(limits::Fuel);
+
+impl Budget {
+    /// A whole budget.
+    pub fn new() -> Self {
+        Self(limits::Fuel::new())
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 use std::sync::Arc;
 
 use crate::event::Event;
@@ -123,11 +141,22 @@ impl Template {
 
     /// Renders into `out`. On error, `out` may hold part of the output (as with Go).
     pub fn render(&self, event: Event<'_>, out: &mut String) -> Result<(), RenderError> {
+        self.render_with(event, out, &mut Budget::new())
+    }
+
+    /// [`render`](Self::render) spending from `budget`: templates rendered together (the
+    /// fields of a layout) share one.
+    pub fn render_with(
+        &self,
+        event: Event<'_>,
+        out: &mut String,
+        budget: &mut Budget,
+    ) -> Result<(), RenderError> {
         if let Some(lit) = &self.literal {
             out.push_str(lit);
             return Ok(());
         }
-        exec::execute(&self.program, event, out).map_err(|e| {
+        exec::execute(&self.program, event, out, &mut budget.0).map_err(|e| {
             let (line, column) = line_col(&self.source, e.span.0);
             let at = self.source.get(e.span.0..e.span.1).unwrap_or("").trim();
             // What failed may quote event data (`fail`, a bad argument): a short excerpt only.

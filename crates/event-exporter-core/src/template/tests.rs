@@ -888,7 +888,7 @@ fn output_and_work_are_bounded() {
         ),
         (r#"{{ repeat 100000000 "x" }}"#, "larger than 8 MiB"),
         (
-            r#"{{ $s := repeat 1000000 "x" }}{{ $l := list }}{{ range until 20 }}{{ $l = append $l $s }}{{ end }}{{ join "" $l }}"#,
+            r#"{{ $s := repeat 1000000 "x" }}{{ join "" (list $s $s $s $s $s $s $s $s $s) }}"#,
             "larger than 8 MiB",
         ),
         (
@@ -966,4 +966,69 @@ fn a_function_used_as_an_operand_is_called_without_arguments() {
     }
     // One that takes no arguments is fine there.
     assert!(render("{{ len now.String }}").parse::<usize>().is_ok());
+}
+
+#[test]
+fn extreme_numbers_do_not_overflow() {
+    // Found in review: these overflowed (a panic in a debug or fuzzing build).
+    for src in [
+        "{{ untilStep 1 10 9223372036854775807 }}",
+        "{{ untilStep -1 -10 -9223372036854775807 }}",
+        "{{ seq 9223372036854775807 }}",
+        "{{ seq -9223372036854775808 -9223372036854775807 }}",
+        "{{ ago (int64 -9223372036854775808) }}",
+        "{{ ago (int64 9223372036854775807) }}",
+        "{{ durationRound (toDate \"2006\" \"0001\") }}",
+        "{{ abbrevboth -9223372036854775808 10 \"a long enough string to abbreviate\" }}",
+        "{{ date \"2006-01-02\" (int64 9223372036854775807) }}",
+        "{{ date \"2006-01-02\" (int64 -9223372036854775808) }}",
+        "{{ htmlDate (int64 -9223372036854775808) }}",
+        "{{ dateModify \"-2562047h\" (toDate \"2006\" \"0001\") }}",
+        "{{ add 9223372036854775807 1 }}{{ mul 9223372036854775807 3 }}{{ sub -9223372036854775808 1 }}",
+        "{{ div -9223372036854775808 -1 }}{{ mod -9223372036854775808 -1 }}",
+        "{{ trunc -9223372036854775808 \"abc\" }}{{ substr -9223372036854775808 9223372036854775807 \"abc\" }}",
+        "{{ printf \"%x %o %b %c %U %q\" -9223372036854775808 -9223372036854775808 -9223372036854775808 -9223372036854775808 -9223372036854775808 -9223372036854775808 }}",
+    ] {
+        let _ = render(src);
+    }
+    assert_eq!(render("{{ untilStep 1 10 9223372036854775807 }}"), "[1]");
+}
+
+#[test]
+fn work_proportional_to_what_a_function_is_given_is_paid_for() {
+    // Found in review: each of these did work or allocated in proportion to its input at the
+    // cost of one step, so a loop of them ran for minutes or built gigabytes first.
+    let nested =
+        r#"{{ $l := list }}{{ range until 2000 }}{{ $l = list $l }}{{ end }}{{ printf "%d" $l }}"#;
+    assert!(render_err(nested).contains("nested deeper than 100"));
+    let concat = format!(
+        "{{{{ $l := until 100000 }}}}{{{{ concat {} }}}}",
+        vec!["$l"; 100].join(" ")
+    );
+    assert!(render_err(&concat).contains("steps"));
+    let format = r#"{{ $big := repeat 100000 "2006" }}{{ range until 1000 }}{{ $_ := $.LastTimestamp.Format $big }}{{ end }}"#;
+    assert!(render_err(format).contains("steps"));
+    let hashes = r#"{{ $big := repeat 1000000 "x" }}{{ range until 1000 }}{{ $_ := sha256sum $big }}{{ end }}"#;
+    assert!(render_err(hashes).contains("steps"));
+    let objects =
+        r#"{{ range until 100000 }}{{ $_ := eq $.InvolvedObject $.InvolvedObject }}{{ end }}"#;
+    assert!(render_err(objects).contains("steps"));
+    // Reading one element no longer copies the list: a range that indexes its list is linear.
+    let indexed = render(
+        r#"{{ $l := until 50000 }}{{ range $i, $_ := $l }}{{ if eq (index $l $i) 49999 }}{{ last $l }}{{ first $l }}{{ end }}{{ end }}"#,
+    );
+    assert_eq!(indexed, "499990");
+}
+
+#[test]
+fn dollar_is_the_event_whatever_variables_are_declared() {
+    // Found in review: with a variable declared anywhere, `$` read as <no value>.
+    assert_eq!(
+        render(r#"{{ $x := 1 }}{{ $.Reason }}/{{ $x }}"#),
+        "BackOff/1"
+    );
+    assert_eq!(
+        render(r#"{{ range $i, $v := until 2 }}{{ $.Reason }}{{ $i }}{{ end }}"#),
+        "BackOff0BackOff1"
+    );
 }

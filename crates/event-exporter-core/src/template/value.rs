@@ -122,7 +122,8 @@ impl<'a> std::ops::Deref for Items<'a> {
     }
 }
 
-fn is_container(v: &Value<'_>) -> bool {
+/// Whether `v` is a list or a dict built by the template (what can hold other values).
+pub(crate) fn is_container(v: &Value<'_>) -> bool {
     matches!(v, Value::List(..) | Value::Dict(_))
 }
 
@@ -214,7 +215,7 @@ impl<'a> Value<'a> {
         Value::Dict(new_dict(entries))
     }
 
-    /// What holding this value costs a render's step budget (see
+    /// What building this value costs a render's step budget (see
     /// [`MAX_STEPS`](super::limits::MAX_STEPS)): one step per element, or per 16 bytes.
     pub(crate) fn weight(&self) -> u64 {
         match self {
@@ -222,6 +223,25 @@ impl<'a> Value<'a> {
             Value::List(l, _) => l.len() as u64,
             Value::Dict(d) => d.borrow().len() as u64,
             _ => 0,
+        }
+    }
+
+    /// What reading this string costs a function given it (one step per 16 bytes: a scan, a
+    /// hash, a copy); nothing for other values (a function that walks a list pays per element
+    /// as it does).
+    pub(crate) fn scan_weight(&self) -> u64 {
+        self.as_str().map_or(0, |s| (s.len() / 16) as u64)
+    }
+
+    /// Element `i` of a list-like value, without copying the others.
+    pub(crate) fn list_item(&self, i: usize) -> Option<Value<'a>> {
+        match self {
+            Value::List(l, _) => l.get(i).cloned(),
+            Value::Slice(Some(Slice::OwnerRefs(r))) => {
+                r.get(i).map(|o| Value::obj(Obj::OwnerRef(o)))
+            }
+            Value::Slice(Some(Slice::Strs(r))) => r.get(i).map(|s| Value::Str(s)),
+            _ => None,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::super::limits::{Bound, check_len};
+use super::super::limits::{Bound, check_depth, check_len};
 use super::super::value::{Value, fmt_float_v, fmt_v};
 
 type FmtResult = Result<(), Bound>;
@@ -354,7 +354,14 @@ fn fmt_str(s: &str, verb: char, f: &Flags, out: &mut String) -> bool {
 }
 
 /// Formats one argument with a verb: `Ok(false)` when the verb does not apply.
-fn fmt_one(a: &Value<'_>, verb: char, f: &Flags, out: &mut String) -> Result<bool, Bound> {
+fn fmt_one(
+    a: &Value<'_>,
+    verb: char,
+    f: &Flags,
+    out: &mut String,
+    depth: usize,
+) -> Result<bool, Bound> {
+    check_depth(depth)?;
     Ok(match a {
         Value::Nil | Value::Missing => {
             if verb == 'v' {
@@ -397,7 +404,7 @@ fn fmt_one(a: &Value<'_>, verb: char, f: &Flags, out: &mut String) -> Result<boo
                     if i > 0 {
                         out.push(' ');
                     }
-                    if !fmt_one(it, verb, f, out)? {
+                    if !fmt_one(it, verb, f, out, depth + 1)? {
                         bad_verb(verb, it, out)?;
                     }
                     check_len(out)?;
@@ -546,7 +553,7 @@ pub(crate) fn sprintf(format: &str, args: &[Value<'_>], out: &mut String) -> Fmt
             pad(out, &a.type_name(), &f, false);
             continue;
         }
-        if !fmt_one(a, verb, &f, out)? {
+        if !fmt_one(a, verb, &f, out, 0)? {
             bad_verb(verb, a, out)?;
         }
     }

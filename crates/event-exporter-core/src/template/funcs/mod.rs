@@ -336,19 +336,19 @@ pub(crate) fn call<'a>(f: &FuncRef, args: &mut [Value<'a>], fuel: &mut Fuel) -> 
             }
             let (a, rest) = args.split_at(1);
             for b in rest {
-                if eq(&a[0], b)? {
+                if eq(&a[0], b, fuel)? {
                     return Ok(Value::Bool(true));
                 }
             }
             Ok(Value::Bool(false))
         }
-        F::Ne => Ok(Value::Bool(!eq(&args[0], &args[1])?)),
+        F::Ne => Ok(Value::Bool(!eq(&args[0], &args[1], fuel)?)),
         F::Lt => Ok(Value::Bool(lt(&args[0], &args[1])?)),
         F::Le => Ok(Value::Bool(
-            lt(&args[0], &args[1])? || eq(&args[0], &args[1])?,
+            lt(&args[0], &args[1])? || eq(&args[0], &args[1], fuel)?,
         )),
         F::Gt => Ok(Value::Bool(
-            !(lt(&args[0], &args[1])? || eq(&args[0], &args[1])?),
+            !(lt(&args[0], &args[1])? || eq(&args[0], &args[1], fuel)?),
         )),
         F::Ge => Ok(Value::Bool(!lt(&args[0], &args[1])?)),
         _ => sprig::call(f.func, args, fuel),
@@ -472,9 +472,7 @@ fn index<'a>(args: &mut [Value<'a>]) -> FResult<'a> {
                 if let Some(s) = item.as_str() {
                     Value::Int(i64::from(s.as_bytes()[i]), IntKind::Int)
                 } else {
-                    item.list_items()
-                        .and_then(|l| l.into_iter().nth(i))
-                        .unwrap_or(Value::Nil)
+                    item.list_item(i).unwrap_or(Value::Nil)
                 }
             }
             other => return Err(format!("can't index item of type {}", other.type_name())),
@@ -506,8 +504,12 @@ fn is_zero_value(v: &Value<'_>) -> bool {
     matches!(v, Value::Missing | Value::Nil)
 }
 
+/// What comparing two of the event's structs costs (about the size of an event's JSON, in
+/// steps of 16 bytes).
+pub(crate) const OBJECT_COMPARISON: u64 = 256;
+
 /// text/template's `eq` for one pair.
-fn eq(a: &Value<'_>, b: &Value<'_>) -> Result<bool, String> {
+fn eq(a: &Value<'_>, b: &Value<'_>, fuel: &mut Fuel) -> Result<bool, String> {
     if matches!(
         a,
         Value::StrMap(_) | Value::Dict(_) | Value::List(..) | Value::Slice(_)
@@ -540,7 +542,12 @@ fn eq(a: &Value<'_>, b: &Value<'_>) -> Result<bool, String> {
             match (a, b) {
                 (Value::Missing | Value::Nil, Value::Missing | Value::Nil) => true,
                 (Value::Time(x, kx), Value::Time(y, ky)) => x == y && kx == ky,
-                _ => a.type_name() == b.type_name() && a.to_json()? == b.to_json()?,
+                _ => {
+                    // Structs of the event, compared field by field through their JSON: what
+                    // that costs is paid.
+                    fuel.charge(OBJECT_COMPARISON)?;
+                    a.type_name() == b.type_name() && a.to_json()? == b.to_json()?
+                }
             }
         }
     })

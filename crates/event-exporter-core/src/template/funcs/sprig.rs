@@ -10,7 +10,9 @@ use regex::Regex;
 
 use super::super::gotime::{GoTime, duration_string};
 use super::super::limits::{Bound, Fuel, MAX_OUTPUT, check_depth, check_len};
-use super::super::value::{DictRef, IntKind, ListKind, TimeKind, Value, new_dict, write_json};
+use super::super::value::{
+    DictRef, IntKind, ListKind, TimeKind, Value, is_container, new_dict, write_json,
+};
 use super::{FResult, Func, gofmt, str_list, strcase};
 
 /// Sprig's `quote`, `squote` and `cat`: the non-nil arguments, each written by `write`, joined
@@ -129,8 +131,9 @@ fn to_f64(v: &Value<'_>) -> f64 {
 }
 
 /// sprig's `strslice`, within the size bound (the same long string may be in a list many
-/// times).
-fn strslice(v: &Value<'_>) -> Result<Vec<String>, Bound> {
+/// times), one step of `fuel` per element.
+fn strslice(v: &Value<'_>, fuel: &mut Fuel) -> Result<Vec<String>, String> {
+    fuel.charge(v.len().unwrap_or(0) as u64)?;
     let items = match v {
         Value::List(l, ListKind::Iface) => l
             .iter()
@@ -225,7 +228,10 @@ fn deep_equal<'a>(
             }
             true
         }
-        _ => a.type_name() == b.type_name() && a.to_json()? == b.to_json()?,
+        _ => {
+            fuel.charge(super::OBJECT_COMPARISON)?;
+            a.type_name() == b.type_name() && a.to_json()? == b.to_json()?
+        }
     })
 }
 
@@ -256,10 +262,6 @@ fn contains_dict<'a>(v: &Value<'a>, target: &DictRef<'a>, fuel: &mut Fuel) -> Re
     Ok(false)
 }
 
-fn is_container(v: &Value<'_>) -> bool {
-    matches!(v, Value::List(..) | Value::Dict(_))
-}
-
 /// Refuses to store `v` in `dict` when that would make `dict` contain itself.
 fn check_acyclic<'a>(v: &Value<'a>, dict: &DictRef<'a>, fuel: &mut Fuel) -> Result<(), String> {
     if is_container(v) && contains_dict(v, dict, fuel)? {
@@ -268,7 +270,9 @@ fn check_acyclic<'a>(v: &Value<'a>, dict: &DictRef<'a>, fuel: &mut Fuel) -> Resu
     Ok(())
 }
 
-fn list_arg<'a>(v: &Value<'a>, what: &str) -> Result<Vec<Value<'a>>, String> {
+/// The elements of a list parameter (a copy), one step of `fuel` each.
+fn list_arg<'a>(v: &Value<'a>, what: &str, fuel: &mut Fuel) -> Result<Vec<Value<'a>>, String> {
+    fuel.charge(v.len().unwrap_or(0) as u64)?;
     v.list_items().ok_or_else(|| {
         format!(
             "Cannot {what} type {}",
@@ -938,10 +942,10 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
             Value::Str(_) | Value::String(_) => Ok(take(args, 0)),
             other => s(other.clone().into_iface().strval()?),
         },
-        F::ToStrings => Ok(str_list(strslice(&args[0].clone().into_iface())?)),
+        F::ToStrings => Ok(str_list(strslice(&args[0].clone().into_iface(), fuel)?)),
         F::Join => {
             let sep = str_arg(&args[0])?;
-            let parts = strslice(&args[1].clone().into_iface())?;
+            let parts = strslice(&args[1].clone().into_iface(), fuel)?;
             let total: usize = parts.iter().map(String::len).sum();
             fits(total as u128 + parts.len() as u128 * sep.len() as u128)?;
             s(parts.join(sep))
@@ -967,7 +971,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
         F::SortAlpha => {
             let v = args[0].clone().into_iface();
             let mut items = if v.is_list() {
-                strslice(&v)?
+                strslice(&v, fuel)?
             } else {
                 vec![v.strval()?]
             };
@@ -1107,18 +1111,18 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
             let v = match p.as_slice() {
                 [end] => {
                     let inc = if *end < 1 { -1 } else { 1 };
-                    until_step(1, end + inc, inc)
+                    until_step(1, end.saturating_add(inc), inc)
                 }
                 [start, end] => {
                     let step = if end < start { -1 } else { 1 };
-                    until_step(*start, end + step, step)
+                    until_step(*start, end.saturating_add(step), step)
                 }
                 [start, step, end] => {
                     if end < start && *step > 0 {
                         Vec::new()
                     } else {
                         let inc = if end < start { -1 } else { 1 };
-                        until_step(*start, end + inc, *step)
+                        until_step(*start, end.saturating_add(inc), *step)
                     }
                 }
                 _ => Vec::new(),
@@ -1142,20 +1146,17 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
                 .collect(),
         )),
         F::First | F::Last => {
-            let items = list_arg(
-                &args[0],
-                if f == F::First {
-                    "find first on"
-                } else {
-                    "find last on"
-                },
-            )?;
-            let v = if f == F::First {
-                items.into_iter().next()
+            let what = if f == F::First {
+                "find first on"
             } else {
-                items.into_iter().last()
+                "find last on"
             };
-            Ok(v.unwrap_or(Value::Nil))
+            if !args[0].is_list() {
+                list_arg(&args[0], what, fuel)?;
+            }
+            let n = args[0].len().unwrap_or(0);
+            let at = if f == F::First { 0 } else { n.wrapping_sub(1) };
+            Ok(args[0].list_item(at).unwrap_or(Value::Nil))
         }
         F::Rest | F::Initial => {
             let mut items = list_arg(
@@ -1165,6 +1166,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
                 } else {
                     "find initial on"
                 },
+                fuel,
             )?;
             if items.is_empty() {
                 return Ok(Value::Nil);
@@ -1177,29 +1179,29 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
             Ok(list(items))
         }
         F::Append => {
-            let mut items = list_arg(&args[0], "push on")?;
+            let mut items = list_arg(&args[0], "push on", fuel)?;
             items.push(take(args, 1).into_iface());
             Ok(list(items))
         }
         F::Prepend => {
-            let mut items = list_arg(&args[0], "prepend on")?;
+            let mut items = list_arg(&args[0], "prepend on", fuel)?;
             items.insert(0, take(args, 1).into_iface());
             Ok(list(items))
         }
         F::Concat => {
             let mut out = Vec::new();
             for a in args.iter() {
-                out.extend(list_arg(a, "concat")?);
+                out.extend(list_arg(a, "concat", fuel)?);
             }
             Ok(list(out))
         }
         F::Reverse => {
-            let mut items = list_arg(&args[0], "find reverse on")?;
+            let mut items = list_arg(&args[0], "find reverse on", fuel)?;
             items.reverse();
             Ok(list(items))
         }
         F::Uniq => {
-            let items = list_arg(&args[0], "find uniq on")?;
+            let items = list_arg(&args[0], "find uniq on", fuel)?;
             let mut out: Vec<Value<'a>> = Vec::new();
             for it in items {
                 if !any_equal(&out, &it, fuel)? {
@@ -1209,7 +1211,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
             Ok(list(out))
         }
         F::Without => {
-            let items = list_arg(&args[0], "find without on")?;
+            let items = list_arg(&args[0], "find without on", fuel)?;
             let omit: Vec<Value<'a>> = args[1..].iter().map(|a| a.clone().into_iface()).collect();
             let mut kept = Vec::with_capacity(items.len());
             for it in items {
@@ -1223,12 +1225,12 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
             if matches!(args[1], Value::Nil | Value::Missing) {
                 return Ok(Value::Bool(false));
             }
-            let items = list_arg(&args[1], "find has on")?;
+            let items = list_arg(&args[1], "find has on", fuel)?;
             let needle = args[0].clone().into_iface();
             Ok(Value::Bool(any_equal(&items, &needle, fuel)?))
         }
         F::Compact => {
-            let items = list_arg(&args[0], "compact on")?;
+            let items = list_arg(&args[0], "compact on", fuel)?;
             Ok(list(items.into_iter().filter(|x| !x.is_empty()).collect()))
         }
         F::Slice => {
@@ -1259,7 +1261,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
         }
         F::Chunk => {
             let size = int_arg(&args[0])?;
-            let items = list_arg(&args[1], "chunk")?;
+            let items = list_arg(&args[1], "chunk", fuel)?;
             if size <= 0 {
                 return Err("runtime error: integer divide by zero".to_owned());
             }
@@ -1482,12 +1484,13 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
         F::Ago => {
             let t = time_of(&args[0]).unwrap_or_else(GoTime::now);
             let now = GoTime::now();
-            let secs = now.sec - t.sec
-                + if now.nsec >= t.nsec + 500_000_000 {
+            let secs = now.sec.saturating_sub(t.sec).saturating_add(
+                if now.nsec >= t.nsec.saturating_add(500_000_000) {
                     1
                 } else {
                     0
-                };
+                },
+            );
             s(duration_string(secs.saturating_mul(1_000_000_000)))
         }
         F::Duration => {
@@ -1505,7 +1508,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
                 Value::Str(_) | Value::String(_) => parse_duration(args[0].as_str().unwrap_or(""))
                     .map_or(0, |ns| ns / 1_000_000_000),
                 Value::Int(i, _) => *i / 1_000_000_000,
-                Value::Time(t, _) => GoTime::now().sec - t.sec,
+                Value::Time(t, _) => GoTime::now().sec.saturating_sub(t.sec),
                 _ => 0,
             };
             s(duration_round(secs))
@@ -1559,7 +1562,10 @@ fn until_step(start: i64, stop: i64, step: i64) -> Vec<i64> {
         let mut i = start;
         while i > stop && v.len() < LIMIT {
             v.push(i);
-            i += step;
+            let Some(next) = i.checked_add(step) else {
+                break;
+            };
+            i = next;
         }
         return v;
     }
@@ -1569,7 +1575,10 @@ fn until_step(start: i64, stop: i64, step: i64) -> Vec<i64> {
     let mut i = start;
     while i < stop && v.len() < LIMIT {
         v.push(i);
-        i += step;
+        let Some(next) = i.checked_add(step) else {
+            break;
+        };
+        i = next;
     }
     v
 }

@@ -395,7 +395,7 @@ pub(crate) fn abbreviate_full(s: &str, offset: i64, max_width: i64) -> String {
         return s.to_owned();
     }
     let mut offset = offset.min(len);
-    if len - offset < max_width - 3 {
+    if len.saturating_sub(offset) < max_width - 3 {
         offset = len - (max_width - 3);
     }
     if offset <= 4 {
