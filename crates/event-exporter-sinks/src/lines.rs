@@ -106,7 +106,7 @@ fn is_permanent(e: &std::io::Error) -> bool {
             | NotADirectory
             | ReadOnlyFilesystem
             | InvalidInput
-    ) || matches!(e.raw_os_error(), Some(21 | 20 | 13 | 2 | 30))
+    )
 }
 
 /// Writes one JSON line per event to an output (standard output, or a file).

@@ -45,16 +45,23 @@ impl<'a> SecretsBuilder<'a> {
         self.url(value);
     }
 
-    /// A URL's credentials: its user info (and the Basic value it makes), its query (and each
-    /// of its values), its path on hosts whose URLs are credentials; and the values from the
-    /// environment it holds (a URL-valued variable is itself judged by these rules: its host
-    /// stays readable).
+    /// A URL's credentials: its user info (and the Basic value it makes), its query string
+    /// and the values of its credential-named parameters (`token`, `key`, `sig`, …), its path
+    /// on hosts whose URLs are credentials; and the values from the environment in its user
+    /// info, path or query (not in its host: a namespace in `loki.${NS}.svc` is no secret, and
+    /// masking it would mask it in every event body).
     pub(crate) fn url(&mut self, url: &str) {
-        if let Ok(uri) = url.parse::<http::Uri>()
-            && matches!(uri.scheme_str(), Some("http" | "https"))
-        {
-            if let Some((user_info, _)) = uri.authority().and_then(|a| a.as_str().rsplit_once('@'))
-            {
+        let Ok(uri) = url.parse::<http::Uri>() else {
+            // Not a URL yet (a template): what came from the environment is judged as text.
+            self.environment_in(url);
+            return;
+        };
+        let user_info = uri
+            .authority()
+            .and_then(|a| a.as_str().rsplit_once('@'))
+            .map(|(u, _)| u);
+        if matches!(uri.scheme_str(), Some("http" | "https")) {
+            if let Some(user_info) = user_info {
                 self.secrets.add(user_info);
                 if let Some((_, password)) = user_info.split_once(':') {
                     self.secrets.add(password);
@@ -67,16 +74,19 @@ impl<'a> SecretsBuilder<'a> {
             }
             if let Some(query) = uri.query() {
                 self.secrets.add(query);
-                for pair in query.split('&') {
-                    self.secrets
-                        .add(pair.split_once('=').map_or(pair, |(_, v)| v));
+                for (key, value) in query.split('&').filter_map(|p| p.split_once('=')) {
+                    if crate::is_sensitive_header(key) || is_credential_parameter(key) {
+                        self.secrets.add(value);
+                    }
                 }
             }
             if crate::http::masked_url(url).is_some_and(|m| m.contains("/***")) {
                 self.secrets.add(uri.path().trim_start_matches('/'));
             }
         }
-        self.environment_in(url);
+        // What of the environment stands where credentials go.
+        let rest = uri.path_and_query().map_or("", |p| p.as_str());
+        self.environment_in(&format!("{} {rest}", user_info.unwrap_or_default()));
     }
 
     /// Text in a credential's place (a header's value): secret where it holds what came from
@@ -98,6 +108,15 @@ impl<'a> SecretsBuilder<'a> {
     }
 }
 
+/// Query parameters that carry credentials by their name (besides those a header's name
+/// gives away: `token`, `key`, `secret`, …).
+fn is_credential_parameter(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["sig", "code", "pass", "pwd", "access", "hash"]
+        .iter()
+        .any(|p| key.contains(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,9 +130,15 @@ mod tests {
 
     #[test]
     fn what_a_configuration_marks_secret() {
-        let env = ["k3y-from-env".to_owned(), "http://grafana:3000".to_owned()];
+        let env = [
+            "k3y-from-env".to_owned(),
+            "http://grafana:3000".to_owned(),
+            "monitoring".to_owned(),
+            "path-from-env".to_owned(),
+        ];
         let mut b = builder(&env);
-        b.url("https://bob:p%40ss@hooks.example.com/x?token=t0k3n&a=1");
+        b.url("https://bob:p%40ss@hooks.example.com/x?token=t0k3n&a=1&format=json");
+        b.url("http://loki.monitoring.svc:3100/loki/path-from-env");
         b.credential("https://hooks.slack.com/services/T0/B0/XYZ");
         assert!(b.environment_in("Key k3y-from-env"));
         assert!(
@@ -124,12 +149,12 @@ mod tests {
         b.url("http://grafana:3000/api");
         let s = b.build();
         let scrubbed = s.scrub(
-            "bob:p%40ss p@ss token=t0k3n&a=1 t0k3n Basic Ym9iOnBAc3M= /services/T0/B0/XYZ \
-             k3y-from-env http://grafana:3000/api",
+            "bob:p%40ss p@ss token=t0k3n&a=1&format=json t0k3n Basic Ym9iOnBAc3M= \
+             /services/T0/B0/XYZ k3y-from-env http://grafana:3000/api json monitoring path-from-env",
         );
         assert_eq!(
-            scrubbed,
-            "*** *** *** *** *** /*** *** http://grafana:3000/api"
+            scrubbed, "*** *** *** *** *** /*** *** http://grafana:3000/api json monitoring ***",
+            "a parameter without a credential's name, a namespace in a host: not secrets"
         );
     }
 }

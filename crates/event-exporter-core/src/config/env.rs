@@ -136,6 +136,7 @@ pub fn expand_recording(
         from_env: Vec::new(),
         lines: LineIndex::new(text),
         errors: Vec::new(),
+        closing: match_braces(text),
     };
     scan.expand(0, text.len(), 0);
     if scan.errors.is_empty() {
@@ -155,6 +156,34 @@ struct Scan<'t, 'l> {
     from_env: Vec<String>,
     lines: LineIndex<'t>,
     errors: Vec<ExpandError>,
+    /// The `}` that closes the reference starting at each `${`, where one does on its line.
+    closing: std::collections::HashMap<usize, usize>,
+}
+
+/// For each `${` of `text`, the `}` that closes it (nested references included), if one does
+/// on the same line: one pass, with a stack of the references open on the line.
+fn match_braces(text: &str) -> std::collections::HashMap<usize, usize> {
+    let bytes = text.as_bytes();
+    let mut closing = std::collections::HashMap::new();
+    let mut open: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => open.clear(),
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                open.push(i);
+                i += 1;
+            }
+            b'}' => {
+                if let Some(start) = open.pop() {
+                    closing.insert(start, i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    closing
 }
 
 impl Scan<'_, '_> {
@@ -170,26 +199,10 @@ impl Scan<'_, '_> {
         );
     }
 
-    /// The `}` closing the reference whose body starts at `body_start` (nested references
-    /// included), if it closes on its line.
+    /// The `}` closing the reference whose body starts at `body_start`, if it closes on its
+    /// line.
     fn closing_brace(&self, body_start: usize) -> Option<usize> {
-        let bytes = self.text.as_bytes();
-        let mut open = 0usize;
-        let mut i = body_start;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\n' => return None,
-                b'$' if bytes.get(i + 1) == Some(&b'{') => {
-                    open += 1;
-                    i += 1;
-                }
-                b'}' if open == 0 => return Some(i),
-                b'}' => open -= 1,
-                _ => {}
-            }
-            i += 1;
-        }
-        None
+        self.closing.get(&(body_start - 2)).copied()
     }
 
     /// Expands `text[from..to]` into `out`.
@@ -295,6 +308,15 @@ mod tests {
             ]
         );
         assert!(errs[0].to_string().contains("`ONE` is not set"));
+    }
+
+    #[test]
+    fn unclosed_references_on_one_long_line_are_reported_in_linear_time() {
+        let text = "${".repeat(200_000);
+        let started = std::time::Instant::now();
+        let errs = expand(&text, env).unwrap_err();
+        assert_eq!(errs.len(), 200_000);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

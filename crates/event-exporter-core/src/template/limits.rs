@@ -101,15 +101,10 @@ impl Fuel {
 
     /// Spends `steps`; an error once the budget is used up.
     pub(crate) fn charge(&mut self, steps: u64) -> Result<(), String> {
-        match self.left.checked_sub(steps) {
-            Some(left) => {
-                self.left = left;
-                Ok(())
-            }
-            None => {
-                self.left = 0;
-                Err(out_of_steps())
-            }
+        if self.try_spend(steps) {
+            Ok(())
+        } else {
+            Err(out_of_steps())
         }
     }
 
