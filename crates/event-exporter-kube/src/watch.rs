@@ -463,44 +463,76 @@ impl Source for Target {
 /// The longest watch line read: a Kubernetes object is at most 1.5 MiB.
 pub const MAX_WATCH_LINE: usize = 16 << 20;
 
-/// One line of a watch body, never holding more than [`MAX_WATCH_LINE`] bytes of it.
-enum Line {
-    Text(Vec<u8>),
-    TooLong,
-    End,
+/// A watch line decoded: a watch event, or why it is not one.
+fn decode_line(line: &[u8]) -> Option<Result<WatchEvent<WatchedEvent>, WatchError>> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    Some(
+        serde_json::from_slice::<WatchEvent<WatchedEvent>>(line).map_err(|e| {
+            match serde_json::from_slice::<kube::core::Status>(line) {
+                Ok(status) => WatchError::Status {
+                    code: status.code,
+                    message: excerpt(&status.message, EXCERPT),
+                },
+                Err(_) => WatchError::Watch(format!(
+                    "a line that is not a watch event: {}",
+                    excerpt(&e.to_string(), EXCERPT)
+                )),
+            }
+        }),
+    )
 }
 
-async fn read_line(body: &mut (impl futures::AsyncBufRead + Unpin)) -> std::io::Result<Line> {
+/// The next item of a watch body: its next non-blank line decoded, where the line is read in
+/// place when the body's buffer holds it whole (the usual case) and never holds more than
+/// [`MAX_WATCH_LINE`] bytes of one. `None` at the end.
+async fn next_line(
+    body: &mut (impl futures::AsyncBufRead + Unpin),
+) -> Option<Result<WatchEvent<WatchedEvent>, WatchError>> {
     use futures::AsyncBufReadExt as _;
-    let mut line = Vec::new();
-    let (mut any, mut too_long) = (false, false);
+    let mut line: Vec<u8> = Vec::new();
+    let mut too_long = false;
     loop {
-        let buf = body.fill_buf().await?;
+        let buf = match body.fill_buf().await {
+            Ok(buf) => buf,
+            // The end of a watch that resumes (a chunked body cut short) ends it.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return None,
+            Err(e) => return Some(Err(WatchError::Watch(excerpt(&e.to_string(), EXCERPT)))),
+        };
         if buf.is_empty() {
-            break;
+            // A last line without its newline is dropped, as kube's decoder drops it.
+            return None;
         }
-        any = true;
-        let newline = buf.iter().position(|b| *b == b'\n');
-        let chunk = &buf[..newline.unwrap_or(buf.len())];
-        if !too_long {
-            if line.len() + chunk.len() > MAX_WATCH_LINE {
+        let Some(newline) = buf.iter().position(|b| *b == b'\n') else {
+            if !too_long && line.len() + buf.len() > MAX_WATCH_LINE {
                 too_long = true;
                 line = Vec::new();
-            } else {
-                line.extend_from_slice(chunk);
+            } else if !too_long {
+                line.extend_from_slice(buf);
             }
+            let n = buf.len();
+            body.consume_unpin(n);
+            continue;
+        };
+        let item = if too_long || line.len() + newline > MAX_WATCH_LINE {
+            Some(Err(WatchError::Watch(format!(
+                "a line longer than {} MiB; skipped",
+                MAX_WATCH_LINE >> 20
+            ))))
+        } else if line.is_empty() {
+            decode_line(&buf[..newline])
+        } else {
+            line.extend_from_slice(&buf[..newline]);
+            decode_line(&line)
+        };
+        body.consume_unpin(newline + 1);
+        if item.is_some() {
+            return item;
         }
-        let used = newline.map_or(buf.len(), |i| i + 1);
-        body.consume_unpin(used);
-        if newline.is_some() {
-            break;
-        }
+        line.clear();
+        too_long = false;
     }
-    Ok(match (any, too_long) {
-        (false, _) => Line::End,
-        (true, true) => Line::TooLong,
-        (true, false) => Line::Text(line),
-    })
 }
 
 /// The watch events of a watch body, one per line (what kube's `request_events` does, with a
@@ -510,41 +542,10 @@ fn watch_lines(
 ) -> impl Stream<Item = Result<WatchEvent<WatchedEvent>, WatchError>> + Send {
     futures::stream::unfold(Some(body), |body| async move {
         let mut body = body?;
-        loop {
-            let line = match read_line(&mut body).await {
-                Ok(Line::End) => return None,
-                Ok(Line::TooLong) => {
-                    let e = WatchError::Watch(format!(
-                        "a line longer than {} MiB; skipped",
-                        MAX_WATCH_LINE >> 20
-                    ));
-                    return Some((Err(e), Some(body)));
-                }
-                Ok(Line::Text(line)) => line,
-                // The end of a watch that resumes (a chunked body cut short) ends it.
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return None,
-                Err(e) => {
-                    let e = WatchError::Watch(excerpt(&e.to_string(), EXCERPT));
-                    return Some((Err(e), None));
-                }
-            };
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let item = serde_json::from_slice::<WatchEvent<WatchedEvent>>(&line).map_err(|e| {
-                match serde_json::from_slice::<kube::core::Status>(&line) {
-                    Ok(status) => WatchError::Status {
-                        code: status.code,
-                        message: excerpt(&status.message, EXCERPT),
-                    },
-                    Err(_) => WatchError::Watch(format!(
-                        "a line that is not a watch event: {}",
-                        excerpt(&e.to_string(), EXCERPT)
-                    )),
-                }
-            });
-            return Some((item, Some(body)));
-        }
+        let item = next_line(&mut body).await?;
+        // After a read error the body is done.
+        let keep = !matches!(&item, Err(WatchError::Watch(m)) if !m.starts_with("a line"));
+        Some((item, keep.then_some(body)))
     })
 }
 
