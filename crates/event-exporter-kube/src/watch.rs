@@ -536,8 +536,9 @@ async fn next_line(
 }
 
 /// The watch events of a watch body, one per line (what kube's `request_events` does, with a
-/// bound on a line: a server sending bytes without a newline does not fill the memory).
-fn watch_lines(
+/// bound on a line: a server sending bytes without a newline does not fill the memory). A line
+/// that is not a watch event is an error item; the stream goes on after it.
+pub fn watch_lines(
     body: impl futures::AsyncBufRead + Unpin + Send + 'static,
 ) -> impl Stream<Item = Result<WatchEvent<WatchedEvent>, WatchError>> + Send {
     futures::stream::unfold(Some(body), |body| async move {
