@@ -66,11 +66,17 @@ impl Logging {
     /// log lines are kept to errors: it logs whole response bodies at warn (an API server's
     /// 200 KB error page in one line), and the runtime reports those failures itself.
     pub(crate) fn init(self) {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .or_else(|_| {
+        // An empty `RUST_LOG` is no override.
+        let from_env = std::env::var("RUST_LOG")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok());
+        let filter = from_env
+            .or_else(|| {
                 tracing_subscriber::EnvFilter::try_new(format!("{},kube_client=error", self.level))
+                    .ok()
             })
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
         let builder = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .with_env_filter(filter)

@@ -506,3 +506,46 @@ async fn a_crowd_on_the_operations_port_costs_no_delivery_and_no_probe() {
     let (status, log) = exporter.terminate().await;
     assert!(status.success(), "exit {status:?}:\n{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_answering_with_a_huge_page_is_logged_briefly() {
+    let api = FakeApiServer::start().await.unwrap();
+    let cluster = api.cluster();
+    // The list, the watch and the checkpoint read all get 200 KB of HTML instead of an answer.
+    cluster.misbehave(
+        "GET",
+        "/api/v1",
+        None,
+        fake_apiserver::Misbehavior::Garbage {
+            status: 502,
+            bytes: 200_000,
+        },
+    );
+    let dir = temp_dir("garbage");
+    let kubeconfig = dir.join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig).unwrap();
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        "route:\n  routes:\n    - match:\n        - receiver: out\nreceivers:\n  - name: out\n    stdout: {}\n",
+    )
+    .unwrap();
+    let exporter = Exporter::start(&config, &kubeconfig, &[("RUST_LOG", String::new())]);
+    eventually("a logged API failure", || {
+        let log = exporter.log();
+        log.contains("cannot read the checkpoint") || log.contains("watch failed")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, log) = exporter.terminate().await;
+    let longest = log.lines().map(str::len).max().unwrap_or(0);
+    assert!(
+        longest < 2_000,
+        "a log line of {longest} bytes:\n{}",
+        &log[..log.len().min(4000)]
+    );
+    assert!(
+        log.contains("proxy error"),
+        "the excerpt says what the server said:\n{log}"
+    );
+}

@@ -115,6 +115,11 @@ pub(crate) async fn handle(
         Some(Misbehavior::EmptyWatch) if is_watch => {
             return Ok(full(200, "application/json", Bytes::new()));
         }
+        Some(Misbehavior::Garbage { status, bytes }) => {
+            let line = "<p>proxy error: the upstream is gone</p>\n";
+            let page = line.repeat(bytes / line.len() + 1);
+            return Ok(full(status, "text/html", page.into_bytes()));
+        }
         Some(Misbehavior::HalfBody | Misbehavior::Drip(_)) if is_watch => {
             return Ok(hostile_body(
                 Bytes::from_static(br#"{"type":"ADDED","object":{"metadata""#),

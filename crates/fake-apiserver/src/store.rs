@@ -290,6 +290,14 @@ pub enum Misbehavior {
     Drip(std::time::Duration),
     /// Answer a watch with `200 OK` and an empty body, at once.
     EmptyWatch,
+    /// Answer with this status and `bytes` of an HTML page (not a Status, not JSON): what a
+    /// proxy in front of the API server sends when it fails.
+    Garbage {
+        /// The status code.
+        status: u16,
+        /// The body's size.
+        bytes: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
