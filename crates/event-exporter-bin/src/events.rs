@@ -70,10 +70,36 @@ pub(crate) fn read(path: &Path, cluster_name: &str) -> anyhow::Result<Records> {
                 // The receiver is gone: nobody wants the rest.
                 tx.blocking_send(record).is_ok()
             };
-            parse(BufReader::new(input), send);
+            guarded(|send| parse(BufReader::new(input), send), send);
         })
         .context("starting the event reader")?;
     Ok(Records { rx })
+}
+
+/// Runs a reader, turning a panic in it into one last bad record: a bug in the reader must
+/// not look like the end of the input, so the command exits non-zero.
+fn guarded(
+    reader: impl FnOnce(&mut dyn FnMut(Record) -> bool),
+    mut send: impl FnMut(Record) -> bool,
+) {
+    let sent = Cell::new(0usize);
+    let mut counted = |record: Record| {
+        sent.set(record.index + 1);
+        send(record)
+    };
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader(&mut counted)));
+    if let Err(panic) = ran {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        let index = sent.get();
+        counted(Record {
+            index,
+            event: Err(format!("reading stopped (internal error: {why})")),
+        });
+    }
 }
 
 /// Hands records on, numbering them.
@@ -359,6 +385,26 @@ mod tests {
             true
         });
         out
+    }
+
+    #[test]
+    fn a_panicking_reader_ends_with_a_bad_record_not_silence() {
+        let mut out = Vec::new();
+        guarded(
+            |send| {
+                parse(&b"{\"metadata\":{\"name\":\"a\"}}\n"[..], &mut *send);
+                panic!("bug at byte 7");
+            },
+            |r| {
+                out.push(r);
+                true
+            },
+        );
+        assert_eq!(out.len(), 2);
+        assert!(out[0].event.is_ok());
+        assert_eq!(out[1].index, 1);
+        let err = out[1].event.as_ref().err().unwrap();
+        assert!(err.contains("internal error: bug at byte 7"), "{err}");
     }
 
     #[test]

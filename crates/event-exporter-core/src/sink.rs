@@ -240,8 +240,8 @@ pub enum SendError {
         body: Option<String>,
     },
     /// This process ran short of something on the way (no file descriptor left to connect or
-    /// open a file with): not the receiver's failure. Retried for as long as it lasts; it never
-    /// uses up a delivery's attempts or time, so it never makes one given up.
+    /// open a file with): not the receiver's failure. Retried for as long as it lasts (up to an
+    /// hour); it never uses up a delivery's attempts or time.
     #[error("{0}")]
     Local(String),
 }

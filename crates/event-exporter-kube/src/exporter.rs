@@ -814,7 +814,10 @@ fn decide(
             filter.deleted(&event);
             return None;
         }
-        Ok(WatchStep::Deleted(WatchedEvent::Malformed { .. })) => return None,
+        Ok(WatchStep::Deleted(WatchedEvent::Malformed { .. })) => {
+            recovered(streams, health, stream);
+            return None;
+        }
         Ok(WatchStep::Listed(object)) => (Phase::Listing, object),
         Ok(WatchStep::Applied(object)) => {
             recovered(streams, health, stream);

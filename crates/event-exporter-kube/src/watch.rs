@@ -161,8 +161,12 @@ impl WatchSettings {
         out
     }
 
+    /// The watch's `timeoutSeconds` (0 reads as the default: the API server would take it
+    /// for "its own default", up to an hour, and the idle bound could not follow).
     fn watch_timeout(&self) -> u32 {
-        self.timeout_seconds.unwrap_or(DEFAULT_WATCH_TIMEOUT)
+        self.timeout_seconds
+            .filter(|t| *t > 0)
+            .unwrap_or(DEFAULT_WATCH_TIMEOUT)
     }
 }
 
@@ -238,9 +242,12 @@ pub enum WatchError {
     /// A watch request was not answered in time.
     #[error("starting the watch: no answer within {0:?}")]
     WatchStartTimeout(Duration),
-    /// Reading the watch failed.
+    /// Reading the watch failed: it is over (the stream reconnects).
     #[error("watching: {0}")]
     Watch(String),
+    /// One line of the watch is not a watch event (the watch goes on).
+    #[error("watching: {0}")]
+    Line(String),
     /// The watch was silent for longer than its `timeoutSeconds` and the margin.
     #[error("watching: nothing received for {0:?}; reconnecting")]
     Idle(Duration),
@@ -475,7 +482,7 @@ fn decode_line(line: &[u8]) -> Option<Result<WatchEvent<WatchedEvent>, WatchErro
                     code: status.code,
                     message: excerpt(&status.message, EXCERPT),
                 },
-                Err(_) => WatchError::Watch(format!(
+                Err(_) => WatchError::Line(format!(
                     "a line that is not a watch event: {}",
                     excerpt(&e.to_string(), EXCERPT)
                 )),
@@ -516,7 +523,7 @@ async fn next_line(
             continue;
         };
         let item = if too_long || line.len() + newline > MAX_WATCH_LINE {
-            Some(Err(WatchError::Watch(format!(
+            Some(Err(WatchError::Line(format!(
                 "a line longer than {} MiB; skipped",
                 MAX_WATCH_LINE >> 20
             ))))
@@ -545,7 +552,7 @@ pub fn watch_lines(
         let mut body = body?;
         let item = next_line(&mut body).await?;
         // After a read error the body is done.
-        let keep = !matches!(&item, Err(WatchError::Watch(m)) if !m.starts_with("a line"));
+        let keep = !matches!(&item, Err(WatchError::Watch(_)));
         Some((item, keep.then_some(body)))
     })
 }
@@ -646,8 +653,9 @@ impl<S: Source> Watcher<S> {
                     let idle = timeout + settings.idle_margin;
                     // A failure is over once a watch has stayed open a while, even on a quiet
                     // cluster with nothing to deliver.
-                    let recovered_at = (self.failing && !delivered)
-                        .then(|| since + RECOVERED_AFTER.min(timeout / 2));
+                    let recovered_at = (self.failing && !delivered).then(|| {
+                        since + RECOVERED_AFTER.min(timeout / 2).max(Duration::from_secs(1))
+                    });
                     let next = tokio::select! {
                         biased;
                         next = tokio::time::timeout(idle, stream.next()) => next,
@@ -681,6 +689,12 @@ impl<S: Source> Watcher<S> {
                             }
                             return self.fail(WatchError::EndedAtOnce);
                         }
+                        // The body could not be read: the watch is over, reconnect.
+                        Ok(Some(Err(e @ WatchError::Watch(_)))) => {
+                            self.state = State::Listed { resource_version };
+                            return self.fail(e);
+                        }
+                        // One bad line: the watch goes on.
                         Ok(Some(Err(e))) => {
                             self.state = State::Watching {
                                 resource_version,
@@ -699,8 +713,15 @@ impl<S: Source> Watcher<S> {
                         // A bookmark moves the resourceVersion on; it is not progress (a
                         // server could send one per watch and close it, forever).
                         WatchEvent::Bookmark(bookmark) => {
+                            // One without a resourceVersion says nothing (watching from "" would
+                            // replay every object).
+                            let moved = bookmark.metadata.resource_version;
                             self.state = State::Watching {
-                                resource_version: bookmark.metadata.resource_version,
+                                resource_version: if moved.is_empty() {
+                                    resource_version
+                                } else {
+                                    moved
+                                },
                                 stream,
                                 since,
                                 delivered,
@@ -1164,7 +1185,7 @@ mod tests {
         let items: Vec<_> = watch_lines(futures::io::Cursor::new(body)).collect().await;
         assert_eq!(items.len(), 3);
         assert!(
-            matches!(&items[0], Err(WatchError::Watch(m)) if m.contains("longer than 16 MiB")),
+            matches!(&items[0], Err(WatchError::Line(m)) if m.contains("longer than 16 MiB")),
             "{:?}",
             items[0]
         );
@@ -1172,7 +1193,7 @@ mod tests {
             &items[1],
             Ok(WatchEvent::Added(WatchedEvent::Event(_)))
         ));
-        assert!(matches!(&items[2], Err(WatchError::Watch(m)) if m.contains("not a watch event")));
+        assert!(matches!(&items[2], Err(WatchError::Line(m)) if m.contains("not a watch event")));
     }
 
     #[test]

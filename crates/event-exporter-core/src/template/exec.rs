@@ -161,17 +161,19 @@ impl<'t> State<'t, '_> {
     fn walk_list_inner(&mut self, dot: &Value<'t>, list: &'t List) -> XResult<Flow> {
         // One step per node, paid for the whole list at once (a `range` pays it per iteration).
         self.charge((0, 0), list.len() as u64)?;
+        let mut flow = Flow::Normal;
         for node in list {
-            match self.walk(dot, node)? {
-                Flow::Normal => {}
-                f => return Ok(f),
+            flow = self.walk(dot, node)?;
+            if !matches!(flow, Flow::Normal) {
+                break;
             }
         }
-        // Text adds at most the list's own text per pass: checked once per list.
+        // Text adds at most the list's own text per pass: checked once per list, however the
+        // pass ends (a `{{continue}}` too).
         if self.output_too_large() {
             return bound((0, 0), Bound::Size);
         }
-        Ok(Flow::Normal)
+        Ok(flow)
     }
 
     fn walk(&mut self, dot: &Value<'t>, node: &'t Node) -> XResult<Flow> {
@@ -281,6 +283,8 @@ impl<'t> State<'t, '_> {
                 }
             }
             Value::Dict(d) => {
+                // A copy (the body may change the dict), paid for as it is made.
+                self.charge(span, val.weight())?;
                 let entries: Vec<(String, Value<'t>)> = d
                     .borrow()
                     .iter()
@@ -294,11 +298,14 @@ impl<'t> State<'t, '_> {
                 }
             }
             Value::List(..) | Value::Slice(_) => {
-                for (i, v) in val.list_items().unwrap_or_default().into_iter().enumerate() {
+                // Element by element: a list does not change, and nothing is copied.
+                let mut i = 0;
+                while let Some(v) = val.list_item(i) {
                     any = true;
                     if !body(self, Value::Int(i as i64, IntKind::Int), v)? {
                         break;
                     }
+                    i += 1;
                 }
             }
             Value::Missing | Value::Nil => {}
@@ -511,8 +518,10 @@ impl<'t> State<'t, '_> {
             if let Some(x) = fin {
                 buf[args.len()] = x;
             }
-            let given: u64 = buf[..total].iter().map(Value::scan_weight).sum();
-            self.charge(span, given)?;
+            if funcs::reads_strings(f.func) {
+                let given: u64 = buf[..total].iter().map(Value::scan_weight).sum();
+                self.charge(span, given)?;
+            }
             funcs::call(f, &mut buf[..total], self.fuel).map_err(wrap)?
         } else {
             let mut argv = Vec::with_capacity(total);
@@ -522,8 +531,10 @@ impl<'t> State<'t, '_> {
             if let Some(x) = fin {
                 argv.push(x);
             }
-            let given: u64 = argv.iter().map(Value::scan_weight).sum();
-            self.charge(span, given)?;
+            if funcs::reads_strings(f.func) {
+                let given: u64 = argv.iter().map(Value::scan_weight).sum();
+                self.charge(span, given)?;
+            }
             funcs::call(f, &mut argv, self.fuel).map_err(wrap)?
         };
         // What the result holds is paid for, and no string may outgrow the output bound.

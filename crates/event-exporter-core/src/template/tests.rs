@@ -1018,6 +1018,43 @@ fn work_proportional_to_what_a_function_is_given_is_paid_for() {
         r#"{{ $l := until 50000 }}{{ range $i, $_ := $l }}{{ if eq (index $l $i) 49999 }}{{ last $l }}{{ first $l }}{{ end }}{{ end }}"#,
     );
     assert_eq!(indexed, "499990");
+    // Found in the second review: `continue`/`break` left a range before its output was
+    // checked, a dict's keys and a list's strings were read for one step, and a dict ranged
+    // over cost one step whatever it held.
+    for (src, bound) in [
+        (
+            r#"{{ range until 300000 }}0123456789012345678901234567890123456789{{ continue }}{{ end }}"#,
+            "larger than 8 MiB",
+        ),
+        (
+            r#"{{ range until 300000 }}0123456789012345678901234567890123456789{{ if true }}{{ break }}{{ end }}{{ end }}"#,
+            "",
+        ),
+        (
+            r#"{{ $s := repeat 100000 "k" }}{{ $l := list $s $s $s $s $s $s $s $s $s $s }}{{ range until 1000 }}{{ $_ := toStrings $l }}{{ end }}"#,
+            "steps",
+        ),
+        (
+            r#"{{ $k := repeat 1000000 "k" }}{{ $d := dict $k 1 }}{{ range until 1000 }}{{ $_ := keys $d }}{{ end }}"#,
+            "steps",
+        ),
+        (
+            r#"{{ $d := dict }}{{ range until 10000 }}{{ $_ := set $d (toString .) 1 }}{{ end }}{{ range until 1000 }}{{ range $d }}{{ end }}{{ end }}"#,
+            "steps",
+        ),
+        (
+            r#"{{ $h := repeat 1000000 "x" }}{{ range until 1000 }}{{ $_ := regexMatch "y" $h }}{{ end }}"#,
+            "steps",
+        ),
+    ] {
+        if bound.is_empty() {
+            // `break` after the first element: nothing to bound.
+            assert_eq!(render(src).len(), 40, "{src}");
+        } else {
+            let msg = render_err(src);
+            assert!(msg.contains(bound), "{src}: {msg}");
+        }
+    }
 }
 
 #[test]

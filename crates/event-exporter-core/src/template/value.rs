@@ -216,12 +216,24 @@ impl<'a> Value<'a> {
     }
 
     /// What building this value costs a render's step budget (see
-    /// [`MAX_STEPS`](super::limits::MAX_STEPS)): one step per element, or per 16 bytes.
+    /// [`MAX_STEPS`](super::limits::MAX_STEPS)): one step per element, and per 16 bytes of the
+    /// strings made for it (its keys, and the strings only it holds: `splitList` made them; a
+    /// string shared with another value was paid for when it was made).
     pub(crate) fn weight(&self) -> u64 {
+        fn made(v: &Value<'_>) -> u64 {
+            match v {
+                Value::String(s) if Rc::strong_count(s) == 1 => (s.len() / 16) as u64,
+                _ => 0,
+            }
+        }
         match self {
             Value::String(s) => (s.len() / 16) as u64,
-            Value::List(l, _) => l.len() as u64,
-            Value::Dict(d) => d.borrow().len() as u64,
+            Value::List(l, _) => l.iter().map(|v| 1 + made(v)).sum(),
+            Value::Dict(d) => d
+                .borrow()
+                .iter()
+                .map(|(k, v)| 1 + (k.len() / 16) as u64 + made(v))
+                .sum(),
             _ => 0,
         }
     }

@@ -258,6 +258,9 @@ async fn work(
     }
 }
 
+/// How long a delivery waits out this process being short of file descriptors.
+const MAX_SHORTAGE: Duration = Duration::from_secs(3600);
+
 /// Sends `delivery`, retrying as `policy` says, until it is sent or given up.
 async fn attempts(
     sink: &dyn Sink,
@@ -281,7 +284,9 @@ async fn attempts(
                 events::sent(stats);
                 return;
             }
-            Err(error) if error.is_local() => {
+            // A shortage of this process: waited out, for up to an hour (what is short for
+            // longer is not coming back by itself, and `run` must end).
+            Err(error) if error.is_local() && short.1 < MAX_SHORTAGE => {
                 short.0 += 1;
                 let wait = policy.backoff(short.0, jitter());
                 events::short_of_resources(stats, sink, delivery, &error, wait, short.0 == 1);

@@ -262,6 +262,37 @@ pub(crate) fn lookup(name: &str) -> Option<Result<FuncRef, String>> {
     None
 }
 
+/// Whether `f` reads the bytes of the strings it is given (most do: a scan, a hash, a copy).
+/// Those that only hold or pass them on (`list`, `dict`, `set`, `default`, …) do not pay for
+/// them.
+pub(crate) fn reads_strings(f: Func) -> bool {
+    use Func as F;
+    !matches!(
+        f,
+        F::List
+            | F::Dict
+            | F::Set
+            | F::Append
+            | F::Prepend
+            | F::Default
+            | F::Ternary
+            | F::Coalesce
+            | F::Empty
+            | F::Len
+            | F::Get
+            | F::HasKey
+            | F::TypeOf
+            | F::KindOf
+            | F::Pluck
+            | F::First
+            | F::Last
+            | F::Index
+            | F::Not
+            | F::And
+            | F::Or
+    )
+}
+
 /// Checks an argument count (Go checks it when executing; a template that cannot run is
 /// refused when it loads).
 pub(crate) fn check_arity(f: Func, got: usize) -> Result<(), String> {
@@ -504,9 +535,26 @@ fn is_zero_value(v: &Value<'_>) -> bool {
     matches!(v, Value::Missing | Value::Nil)
 }
 
-/// What comparing two of the event's structs costs (about the size of an event's JSON, in
-/// steps of 16 bytes).
-pub(crate) const OBJECT_COMPARISON: u64 = 256;
+/// Whether two values (structs of the event, times) marshal to the same JSON, paying for the
+/// JSON built: one step per 16 bytes of its strings and per value in it.
+pub(crate) fn json_equal(a: &Value<'_>, b: &Value<'_>, fuel: &mut Fuel) -> Result<bool, String> {
+    fn weight(v: &serde_json::Value) -> u64 {
+        match v {
+            serde_json::Value::String(s) => 1 + (s.len() / 16) as u64,
+            serde_json::Value::Array(items) => 1 + items.iter().map(weight).sum::<u64>(),
+            serde_json::Value::Object(m) => {
+                1 + m
+                    .iter()
+                    .map(|(k, v)| (k.len() / 16) as u64 + weight(v))
+                    .sum::<u64>()
+            }
+            _ => 1,
+        }
+    }
+    let (x, y) = (a.to_json()?, b.to_json()?);
+    fuel.charge(weight(&x) + weight(&y))?;
+    Ok(x == y)
+}
 
 /// text/template's `eq` for one pair.
 fn eq(a: &Value<'_>, b: &Value<'_>, fuel: &mut Fuel) -> Result<bool, String> {
@@ -542,12 +590,8 @@ fn eq(a: &Value<'_>, b: &Value<'_>, fuel: &mut Fuel) -> Result<bool, String> {
             match (a, b) {
                 (Value::Missing | Value::Nil, Value::Missing | Value::Nil) => true,
                 (Value::Time(x, kx), Value::Time(y, ky)) => x == y && kx == ky,
-                _ => {
-                    // Structs of the event, compared field by field through their JSON: what
-                    // that costs is paid.
-                    fuel.charge(OBJECT_COMPARISON)?;
-                    a.type_name() == b.type_name() && a.to_json()? == b.to_json()?
-                }
+                // Structs of the event, compared field by field through their JSON.
+                _ => a.type_name() == b.type_name() && json_equal(a, b, fuel)?,
             }
         }
     })

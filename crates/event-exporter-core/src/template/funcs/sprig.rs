@@ -148,6 +148,7 @@ fn strslice(v: &Value<'_>, fuel: &mut Fuel) -> Result<Vec<String>, String> {
     let mut out = Vec::with_capacity(items.len());
     for item in &items {
         let text = item.strval()?;
+        fuel.charge((text.len() / 16) as u64)?;
         total += text.len() + 1;
         fits(total as u128)?;
         out.push(text);
@@ -211,27 +212,21 @@ fn deep_equal<'a>(
             }
             true
         }
+        (Value::List(x, _), Value::List(y, _)) if Rc::ptr_eq(x, y) => true,
         (Value::List(..), _) | (_, Value::List(..)) => {
-            if a.type_name() != b.type_name() {
+            if a.type_name() != b.type_name() || a.len() != b.len() {
                 return Ok(false);
             }
-            let (Some(x), Some(y)) = (a.list_items(), b.list_items()) else {
-                return Ok(false);
-            };
-            if x.len() != y.len() {
-                return Ok(false);
-            }
-            for (xv, yv) in x.iter().zip(&y) {
-                if !deep_equal(xv, yv, fuel, depth + 1)? {
+            let mut i = 0;
+            while let (Some(xv), Some(yv)) = (a.list_item(i), b.list_item(i)) {
+                if !deep_equal(&xv, &yv, fuel, depth + 1)? {
                     return Ok(false);
                 }
+                i += 1;
             }
             true
         }
-        _ => {
-            fuel.charge(super::OBJECT_COMPARISON)?;
-            a.type_name() == b.type_name() && a.to_json()? == b.to_json()?
-        }
+        _ => a.type_name() == b.type_name() && super::json_equal(a, b, fuel)?,
     })
 }
 
@@ -248,12 +243,13 @@ fn contains_dict<'a>(v: &Value<'a>, target: &DictRef<'a>, fuel: &mut Fuel) -> Re
                     return Ok(true);
                 }
                 if seen.insert(Rc::as_ptr(d).cast()) {
-                    fuel.charge(1)?;
-                    stack.extend(d.borrow().values().filter(|x| is_container(x)).cloned());
+                    let d = d.borrow();
+                    fuel.charge(1 + d.len() as u64)?;
+                    stack.extend(d.values().filter(|x| is_container(x)).cloned());
                 }
             }
             Value::List(l, _) if seen.insert(Rc::as_ptr(l).cast()) => {
-                fuel.charge(1)?;
+                fuel.charge(1 + l.len() as u64)?;
                 stack.extend(l.iter().filter(|x| is_container(x)).cloned());
             }
             _ => {}
@@ -316,10 +312,20 @@ const REGEX_CACHE_SIZE: usize = 64;
 /// The longest pattern compiled, and the most memory its compiled program and lazy DFA may take:
 /// a pattern can come from event data (`regexFind (printf "%s.*" .Reason) .Message`).
 const MAX_PATTERN: usize = 4096;
-const REGEX_MEMORY: usize = 1 << 20;
+const REGEX_MEMORY: usize = 256 << 10;
 
-/// Compiles (and caches) a Go RE2 pattern.
-fn regex(pattern: &str) -> Result<Regex, String> {
+/// What compiling a pattern costs (when it is not cached already).
+const REGEX_COMPILE: u64 = 2_000;
+
+/// Compiles (and caches) a Go RE2 pattern, and pays for matching it against `haystack`: one
+/// step per 16 bytes, more for a long pattern (matching can take time proportional to both).
+fn regex(pattern: &str, haystack: &str, fuel: &mut Fuel) -> Result<Regex, String> {
+    let per_16_bytes = 1 + (pattern.len() / 256) as u64;
+    fuel.charge((haystack.len() / 16) as u64 * per_16_bytes)?;
+    regex_compiled(pattern, fuel)
+}
+
+fn regex_compiled(pattern: &str, fuel: &mut Fuel) -> Result<Regex, String> {
     let refused = || {
         let shown = crate::redact::excerpt(pattern, crate::redact::BRIEF);
         format!("error parsing regexp: {shown:?}")
@@ -332,6 +338,7 @@ fn regex(pattern: &str) -> Result<Regex, String> {
         if let Some(r) = c.get(pattern) {
             return r.clone().ok_or_else(refused);
         }
+        fuel.charge(REGEX_COMPILE)?;
         let r = regex::RegexBuilder::new(pattern)
             .size_limit(REGEX_MEMORY)
             .dfa_size_limit(REGEX_MEMORY)
@@ -1234,6 +1241,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
             Ok(list(items.into_iter().filter(|x| !x.is_empty()).collect()))
         }
         F::Slice => {
+            fuel.charge(args[0].len().unwrap_or(0) as u64)?;
             let Some(items) = args[0].list_items() else {
                 return Err(format!(
                     "list should be type of slice or array but {}",
@@ -1279,6 +1287,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
             let mut i = 0;
             while i < args.len() {
                 let k = args[i].clone().into_iface().strval()?;
+                fuel.charge((k.len() / 16) as u64)?;
                 let v = if i + 1 < args.len() {
                     take(args, i + 1).into_iface()
                 } else {
@@ -1318,7 +1327,10 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
         F::Keys => {
             let mut keys = Vec::new();
             for a in args.iter() {
-                keys.extend(dict_arg(a)?.borrow().keys().cloned());
+                let d = dict_arg(a)?;
+                let d = d.borrow();
+                fuel.charge(d.keys().map(|k| 1 + (k.len() / 16) as u64).sum())?;
+                keys.extend(d.keys().cloned());
             }
             Ok(str_list(keys))
         }
@@ -1343,6 +1355,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
                 .iter()
                 .map(|a| str_arg(a).map(str::to_owned))
                 .collect::<Result<_, _>>()?;
+            fuel.charge(d.borrow().len() as u64 * (1 + keys.len() as u64))?;
             let res: BTreeMap<String, Value<'a>> = d
                 .borrow()
                 .iter()
@@ -1384,20 +1397,20 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
         F::RegexMatch | F::MustRegexMatch => {
             let p = str_arg(&args[0])?;
             let x = str_arg(&args[1])?;
-            match regex(p) {
+            match regex(p, x, fuel) {
                 Ok(re) => Ok(Value::Bool(re.is_match(x))),
                 Err(e) if f == F::MustRegexMatch => Err(e),
                 Err(_) => Ok(Value::Bool(false)),
             }
         }
         F::RegexFind => {
-            let re = regex(str_arg(&args[0])?)?;
+            let re = regex(str_arg(&args[0])?, str_arg(&args[1])?, fuel)?;
             s(re.find(str_arg(&args[1])?)
                 .map_or(String::new(), |m| m.as_str().to_owned()))
         }
         F::RegexFindAll => {
-            let re = regex(str_arg(&args[0])?)?;
             let x = str_arg(&args[1])?;
+            let re = regex(str_arg(&args[0])?, x, fuel)?;
             let n = int_arg(&args[2])?;
             let it = re.find_iter(x).map(|m| m.as_str().to_owned());
             let v: Vec<String> = if n < 0 {
@@ -1408,8 +1421,8 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
             Ok(str_list(v))
         }
         F::RegexReplaceAll | F::RegexReplaceAllLiteral => {
-            let re = regex(str_arg(&args[0])?)?;
             let (src, repl) = (str_arg(&args[1])?, str_arg(&args[2])?);
+            let re = regex(str_arg(&args[0])?, src, fuel)?;
             s(regex_replace(
                 &re,
                 src,
@@ -1418,7 +1431,7 @@ pub(super) fn call<'a>(f: Func, args: &mut [Value<'a>], fuel: &mut Fuel) -> FRes
             )?)
         }
         F::RegexSplit => {
-            let re = regex(str_arg(&args[0])?)?;
+            let re = regex(str_arg(&args[0])?, str_arg(&args[1])?, fuel)?;
             Ok(str_list(regex_split(
                 &re,
                 str_arg(&args[1])?,
